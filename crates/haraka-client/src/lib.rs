@@ -1,0 +1,1 @@
+//! Async SMTP client for haraka-rs (smtp_forward and outbound).

@@ -1,0 +1,1 @@
+//! Outbound delivery for haraka-rs: MX lookup, retries, bounces.

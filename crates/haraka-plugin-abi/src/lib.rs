@@ -1,0 +1,1 @@
+//! The versioned C ABI between haraka-rs and cdylib plugins.

@@ -1,0 +1,1 @@
+//! Loads cdylib plugins into haraka-rs.

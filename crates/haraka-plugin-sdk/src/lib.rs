@@ -1,0 +1,1 @@
+//! Write haraka-rs plugins as cdylibs: export_plugin!.

@@ -1,0 +1,1 @@
+//! The durable on-disk outbound queue of haraka-rs.

@@ -1,0 +1,1 @@
+//! haraka-rs server: listeners, per-connection driver, hook runner, shutdown.

@@ -1,0 +1,1 @@
+//! A queue plugin that stores each accepted message as a file (quickstart).

@@ -1,0 +1,1 @@
+//! Haraka's queue/smtp_forward for haraka-rs.

@@ -1,0 +1,1 @@
+//! Haraka's rcpt_to.in_host_list for haraka-rs.

@@ -1,0 +1,1 @@
+//! Haraka's relay plugin for haraka-rs.

@@ -1,0 +1,1 @@
+//! STARTTLS for haraka-rs (Haraka's tls plugin).

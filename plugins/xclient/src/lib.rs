@@ -1,0 +1,1 @@
+//! XCLIENT for haraka-rs (Haraka's xclient plugin).
