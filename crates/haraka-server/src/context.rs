@@ -1,0 +1,32 @@
+//! What every connection of a running server shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use haraka_plugin_api::OutboundQueue;
+use haraka_smtp::SessionConfig;
+
+use crate::rdns::Rdns;
+use crate::runner::Pipeline;
+
+/// The server-wide state a connection keeps for its whole life (a config snapshot).
+pub struct ServerContext {
+    pub pipeline: Pipeline,
+    pub session: SessionConfig,
+    /// `smtp.ini inactivity_timeout`.
+    pub inactivity_timeout: Duration,
+    /// STARTTLS handshake limit.
+    pub tls_handshake_timeout: Duration,
+    /// Where relayed mail goes when no `queue_outbound` plugin takes it.
+    pub outbound: Option<Arc<dyn OutboundQueue>>,
+    pub rdns: Rdns,
+}
+
+impl std::fmt::Debug for ServerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerContext")
+            .field("pipeline", &self.pipeline)
+            .field("inactivity_timeout", &self.inactivity_timeout)
+            .finish()
+    }
+}

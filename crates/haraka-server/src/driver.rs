@@ -1,0 +1,205 @@
+//! The per-connection driver: moves bytes between the socket and the sans-IO
+//! [`Session`], runs the hooks it asks for, and performs STARTTLS and rDNS.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use haraka_plugin_api::{Action, Connection, Hook, HookArgs, Local, Outcome, Remote, TlsInfo};
+use haraka_smtp::{Event, Session};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
+
+use crate::context::ServerContext;
+use crate::env::{SystemEnv, new_uuid};
+use crate::stream::ClientStream;
+
+/// Read buffer size per connection.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Serve one client until the session ends.
+pub async fn serve(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, ctx: Arc<ServerContext>) {
+    let _ = tcp.set_nodelay(true);
+    let conn = Connection::new(
+        new_uuid(),
+        Remote::new(peer.ip(), peer.port()),
+        Local {
+            ip: local.ip(),
+            port: local.port(),
+            host: ctx.session.me.clone(),
+        },
+    );
+    let span = tracing::info_span!("conn", uuid = %conn.uuid);
+    async move {
+        tracing::info!("connect ip={} port={} local_port={}", peer.ip(), peer.port(), local.port());
+        let mut session = Session::new(conn, ctx.session.clone(), Box::new(SystemEnv));
+        let mut driver = Driver {
+            stream: ClientStream::Plain(tcp),
+            out: Vec::with_capacity(1024),
+            ctx,
+        };
+        driver.run(&mut session).await;
+        tracing::info!("disconnect");
+    }
+    .instrument(span)
+    .await
+}
+
+struct Driver {
+    stream: ClientStream,
+    out: Vec<u8>,
+    ctx: Arc<ServerContext>,
+}
+
+impl Driver {
+    async fn run(&mut self, session: &mut Session) {
+        session.start();
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            if !self.drain(session).await {
+                return;
+            }
+            if session.is_closed() {
+                let _ = self.flush().await;
+                return;
+            }
+            if self.flush().await.is_err() {
+                self.peer_gone(session).await;
+                return;
+            }
+            let read = tokio::time::timeout(self.ctx.inactivity_timeout, self.stream.read(&mut buf));
+            match read.await {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    self.peer_gone(session).await;
+                    return;
+                }
+                Ok(Ok(n)) => session.feed(&buf[..n]),
+                Err(_) => session.timeout(),
+            }
+        }
+    }
+
+    /// Handle every event the session has; `false` once the connection is closed.
+    async fn drain(&mut self, session: &mut Session) -> bool {
+        while let Some(event) = session.poll() {
+            match event {
+                Event::Send(bytes) => self.out.extend_from_slice(&bytes),
+                Event::Hook { hook, args } => {
+                    // Replies already produced go out before a hook that may take
+                    // time, unless the client pipelined more commands.
+                    if !self.out.is_empty() && session.buffered() == 0 && self.flush().await.is_err() {
+                        self.peer_gone(session).await;
+                        return false;
+                    }
+                    let outcome = self.run_hook(hook, &args, session).await;
+                    session.hook_done(outcome);
+                }
+                Event::ResolveRdns => {
+                    let ip = session.conn().remote.ip;
+                    let result = self.ctx.rdns.reverse(ip).await;
+                    session.rdns_done(result);
+                }
+                Event::StartTls(upgrade) => {
+                    if self.flush().await.is_err() {
+                        self.peer_gone(session).await;
+                        return false;
+                    }
+                    match self.start_tls(upgrade).await {
+                        Some(info) => session.tls_done(info),
+                        None => {
+                            session.tls_failed();
+                            self.stream = ClientStream::Upgrading;
+                        }
+                    }
+                }
+                Event::Close => {
+                    let _ = self.flush().await;
+                    let _ = self.stream.shutdown().await;
+                    // The session still owes the disconnect hook.
+                    while let Some(ev) = session.poll() {
+                        if let Event::Hook { hook, args } = ev {
+                            let outcome = self.run_hook(hook, &args, session).await;
+                            session.hook_done(outcome);
+                        }
+                    }
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    async fn run_hook(&self, hook: Hook, args: &HookArgs, session: &mut Session) -> Outcome {
+        let outcome = self.ctx.pipeline.run(hook, session.conn_mut(), args).await;
+        if hook == Hook::QueueOutbound && outcome.action == Action::Cont {
+            if let Some(outbound) = &self.ctx.outbound {
+                return outbound.enqueue(session.conn()).await;
+            }
+        }
+        outcome
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let res = self.stream.write_all(&self.out).await;
+        self.out.clear();
+        res?;
+        self.stream.flush().await
+    }
+
+    async fn peer_gone(&mut self, session: &mut Session) {
+        session.peer_closed();
+        self.out.clear();
+        while let Some(ev) = session.poll() {
+            if let Event::Hook { hook, args } = ev {
+                let outcome = self.run_hook(hook, &args, session).await;
+                session.hook_done(outcome);
+            }
+        }
+    }
+
+    async fn start_tls(&mut self, upgrade: haraka_plugin_api::TlsUpgrade) -> Option<TlsInfo> {
+        let config = match upgrade.0.downcast::<rustls::ServerConfig>() {
+            Ok(cfg) => cfg,
+            Err(_) => {
+                tracing::error!("STARTTLS requested with a configuration that is not a rustls ServerConfig");
+                return None;
+            }
+        };
+        let ClientStream::Plain(tcp) = std::mem::replace(&mut self.stream, ClientStream::Upgrading) else {
+            return None;
+        };
+        let acceptor = TlsAcceptor::from(config);
+        match tokio::time::timeout(self.ctx.tls_handshake_timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => {
+                let (_, state) = tls.get_ref();
+                let info = TlsInfo {
+                    enabled: true,
+                    advertised: true,
+                    verified: state.peer_certificates().is_some_and(|c| !c.is_empty()),
+                    cipher: state
+                        .negotiated_cipher_suite()
+                        .and_then(|s| s.suite().as_str().map(str::to_owned)),
+                    version: state
+                        .protocol_version()
+                        .and_then(|v| v.as_str().map(str::to_owned)),
+                    peer_subject: None,
+                };
+                tracing::info!(cipher = ?info.cipher, version = ?info.version, "TLS established");
+                self.stream = ClientStream::Tls(Box::new(tls));
+                Some(info)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("TLS handshake failed: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("TLS handshake timed out");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Listeners, the accept loop and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::context::ServerContext;
+use crate::driver;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Bound listeners, ready to serve.
+pub struct Server {
+    listeners: Vec<TcpListener>,
+    ctx: Arc<ServerContext>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addrs", &self.local_addrs())
+            .finish()
+    }
+}
+
+/// Tells a running server to stop accepting and wind down.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle(watch::Sender<bool>);
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl Server {
+    /// Bind every address (before privileges are dropped).
+    pub async fn bind(addrs: &[SocketAddr], ctx: Arc<ServerContext>) -> Result<Server, ServerError> {
+        let mut listeners = Vec::with_capacity(addrs.len());
+        for &addr in addrs {
+            let l = bind_one(addr).map_err(|source| ServerError::Bind { addr, source })?;
+            tracing::info!("listening on {}", l.local_addr().unwrap_or(addr));
+            listeners.push(l);
+        }
+        Ok(Server { listeners, ctx })
+    }
+
+    /// The addresses actually bound (port 0 resolved).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// Serve until `shutdown` fires, then let sessions finish for at most `grace`.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+        let mut sessions = JoinSet::new();
+        let mut accepts = JoinSet::new();
+        let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(1024);
+        for listener in self.listeners {
+            let tx = conn_tx.clone();
+            accepts.spawn(async move {
+                loop {
+                    match listener.accept().await {
+                        Ok((tcp, peer)) => {
+                            let local = tcp.local_addr().unwrap_or(peer);
+                            if tx.send((tcp, peer, local)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("accept failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            });
+        }
+        drop(conn_tx);
+        loop {
+            tokio::select! {
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+                Some((tcp, peer, local)) = conn_rx.recv() => {
+                    sessions.spawn(driver::serve(tcp, peer, local, self.ctx.clone()));
+                }
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            }
+        }
+        accepts.abort_all();
+        tracing::info!("shutting down: {} session(s) open, waiting up to {:?}", sessions.len(), grace);
+        let drained = tokio::time::timeout(grace, async {
+            while sessions.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("force shutdown: closing {} session(s)", sessions.len());
+            sessions.abort_all();
+        }
+        self.ctx.pipeline.shutdown();
+    }
+}
+
+/// A shutdown channel: the handle fires it, the receiver goes to [`Server::run`].
+pub fn shutdown_channel() -> (ShutdownHandle, watch::Receiver<bool>) {
+    let (tx, rx) = watch::channel(false);
+    (ShutdownHandle(tx), rx)
+}
+
+fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
