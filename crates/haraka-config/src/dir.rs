@@ -1,23 +1,74 @@
-//! Locating config files under a `-c ROOT` (placeholder; see crate docs).
+//! Locating and reading config files under a `-c ROOT`.
+//!
+//! The real layout is `ROOT/config/`. The seed's flat layout (`ROOT` itself, when
+//! `ROOT/config` is not a directory and `ROOT` holds config files) and the other
+//! aliases of seed-layout §5 are consulted only where real Haraka finds nothing;
+//! each alias used is logged once and listed by [`ConfigDir::aliases_used`].
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::{ConfigErrors, Diag, Ini};
+use crate::booleans::Booleans;
+use crate::flat::{parse_data, parse_list};
+use crate::ini::{Ini, IniValue};
+use crate::text::decode;
+use crate::{ConfigErrors, Diag};
 
 /// One line of the plugin list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginEntry {
+    /// The plugin's name after Haraka's normalisation (`haraka-plugin-` stripped,
+    /// deprecated names mapped).
     pub name: String,
     pub file: PathBuf,
     pub line: usize,
 }
 
-/// A Haraka root's config directory.
+/// Which layout a root uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `ROOT/config/` (Haraka's).
+    Real,
+    /// `ROOT` itself (the seed's; seed-layout §5 #1).
+    Flat,
+}
+
+/// A Haraka root's config directory. Cheap to clone; clones share the record of
+/// which files were read and which aliases were used.
 #[derive(Debug, Clone)]
 pub struct ConfigDir {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     root: PathBuf,
     dir: PathBuf,
+    layout: Layout,
+    /// `ROOT/config` when it is a regular file (the seed's `[server]`/`[plugins]`).
+    seed_config: Option<Ini>,
+    state: Mutex<State>,
 }
+
+#[derive(Debug, Default)]
+struct State {
+    read: BTreeSet<PathBuf>,
+    aliases: Vec<String>,
+}
+
+/// Names whose presence directly in `ROOT` marks the flat layout.
+const FLAT_MARKERS: &[&str] = &[
+    "smtp.ini",
+    "smtp.json",
+    "smtp.yaml",
+    "plugins",
+    "me",
+    "host_list",
+    "databytes",
+    "relay_acl_allow",
+    "xclient.hosts",
+];
 
 impl ConfigDir {
     /// Open `root` (the `-c` argument).
@@ -30,34 +81,159 @@ impl ConfigDir {
             }]));
         }
         let real = root.join("config");
-        let dir = if real.is_dir() { real } else { root.to_owned() };
-        Ok(ConfigDir {
-            root: root.to_owned(),
-            dir,
-        })
+        let layout = if real.is_dir() || !looks_flat(root) {
+            Layout::Real
+        } else {
+            Layout::Flat
+        };
+        let dir = match layout {
+            Layout::Real => real.clone(),
+            Layout::Flat => root.to_owned(),
+        };
+        let mut diags = Vec::new();
+        let seed_config = if real.is_file() {
+            let ini = match std::fs::read(&real) {
+                Ok(bytes) => Ini::parse(&real, &decode(&bytes).0, &mut diags),
+                Err(e) => {
+                    diags.push(Diag {
+                        file: real.clone(),
+                        line: 0,
+                        message: format!("cannot read: {e}"),
+                    });
+                    Ini::empty(&real)
+                }
+            };
+            ini.warn_unknown(
+                &[("main", &[]), ("server", &["*"]), ("plugins", &["*"])],
+                false,
+            );
+            Some(ini)
+        } else {
+            None
+        };
+        let cd = ConfigDir {
+            inner: Arc::new(Inner {
+                root: root.to_owned(),
+                dir,
+                layout,
+                seed_config,
+                state: Mutex::new(State::default()),
+            }),
+        };
+        if layout == Layout::Flat {
+            cd.alias(format!(
+                "seed-compat: using {} as {} (flat layout)",
+                root.display(),
+                real.display()
+            ));
+        }
+        if cd.inner.seed_config.is_some() {
+            cd.mark_read(&real);
+        }
+        if diags.is_empty() {
+            Ok(cd)
+        } else {
+            Err(ConfigErrors(diags))
+        }
     }
 
     /// The `-c` root.
     pub fn root(&self) -> &Path {
-        &self.root
+        &self.inner.root
     }
 
     /// The directory config names are resolved against.
     pub fn config_dir(&self) -> &Path {
-        &self.dir
+        &self.inner.dir
     }
 
-    /// Where `name` lives (absolute names are used as they are).
+    /// Real Haraka layout or the seed's flat one.
+    pub fn layout(&self) -> Layout {
+        self.inner.layout
+    }
+
+    /// Where `name` lives (absolute names are used as they are). The path counts as
+    /// read for [`ConfigDir::unread_files`].
     pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+        let p = if Path::new(name).is_absolute() {
+            PathBuf::from(name)
+        } else {
+            self.inner.dir.join(name)
+        };
+        self.mark_read(&p);
+        p
     }
 
-    /// An ini file; a missing file is an empty one with a `main` section.
+    /// Whether Haraka's start-up check would find `smtp.ini` (or `.json`/`.yaml`).
+    pub fn has_smtp_ini(&self) -> bool {
+        ["smtp.ini", "smtp.json", "smtp.yaml"]
+            .iter()
+            .any(|n| self.inner.dir.join(n).is_file())
+    }
+
+    /// Record that `path` was read (for files read outside this crate).
+    pub fn mark_read(&self, path: &Path) {
+        let mut st = self.state();
+        if let Ok(c) = path.canonicalize() {
+            st.read.insert(c);
+        }
+        st.read.insert(path.to_owned());
+    }
+
+    /// Every alias used so far, as logged ("seed-compat: using X as Y").
+    pub fn aliases_used(&self) -> Vec<String> {
+        self.state().aliases.clone()
+    }
+
+    /// Files present in the config directory (and `.ini` files in `ROOT/plugins/`)
+    /// that nothing has read. Dot files and `~` backups are left out.
+    pub fn unread_files(&self) -> Vec<PathBuf> {
+        let mut candidates = regular_files(&self.inner.dir);
+        let pdir = self.inner.root.join("plugins");
+        if pdir.is_dir() {
+            candidates.extend(
+                regular_files(&pdir)
+                    .into_iter()
+                    .filter(|p| p.extension().is_some_and(|e| e == "ini")),
+            );
+        }
+        let st = self.state();
+        candidates
+            .into_iter()
+            .filter(|p| {
+                let c = p.canonicalize().unwrap_or_else(|_| p.clone());
+                !st.read.contains(p) && !st.read.contains(&c)
+            })
+            .collect()
+    }
+
+    /// An ini file; a missing file is an empty one with a `main` section. Invalid
+    /// lines are errors with file:line.
     pub fn ini(&self, name: &str) -> Result<Ini, ConfigErrors> {
-        let path = self.path(name);
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        self.ini_with(name, &[])
+    }
+
+    /// An ini file with declared booleans (`["+main.x", "-main.y", "*.z"]`, see
+    /// [`Booleans`]): declared keys read as `true`/`false` and are always present.
+    pub fn ini_with(&self, name: &str, booleans: &[&str]) -> Result<Ini, ConfigErrors> {
+        let mut ini = self.raw_ini(name)?;
+        Booleans::new(booleans).apply(&mut ini);
+        Ok(ini)
+    }
+
+    /// The ini file as written plus the seed aliases, before booleans.
+    pub(crate) fn raw_ini(&self, name: &str) -> Result<Ini, ConfigErrors> {
+        let path = self.resolve_ini(name);
         let mut diags = Vec::new();
-        let ini = Ini::parse(&path, &text, &mut diags);
+        let mut ini = match self.read_text(&path) {
+            Ok(Some(t)) => Ini::parse(&path, &t, &mut diags),
+            Ok(None) => Ini::empty(&path),
+            Err(d) => {
+                diags.push(d);
+                Ini::empty(&path)
+            }
+        };
+        self.apply_ini_aliases(name, &mut ini);
         if diags.is_empty() {
             Ok(ini)
         } else {
@@ -65,34 +241,201 @@ impl ConfigDir {
         }
     }
 
-    /// A list file: one entry per line, comments and blank lines dropped.
+    /// A list file: one entry per line, `#`/`;` comment lines and blank lines
+    /// dropped, entries trimmed. A missing file is empty.
     pub fn list(&self, name: &str) -> Vec<String> {
-        let text = std::fs::read_to_string(self.path(name)).unwrap_or_default();
-        text.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_owned)
+        self.list_entries(name)
+            .into_iter()
+            .filter_map(|v| v.value)
             .collect()
     }
 
-    /// A value file: its first non-comment line.
-    pub fn value(&self, name: &str) -> Option<String> {
-        self.list(name).into_iter().next()
+    /// A list file with the file and line of each entry.
+    pub fn list_entries(&self, name: &str) -> Vec<IniValue> {
+        let path = self.resolve_list(name);
+        let text = match self.read_text(&path) {
+            Ok(t) => t.unwrap_or_default(),
+            Err(d) => {
+                tracing::error!("{d}");
+                String::new()
+            }
+        };
+        let mut out: Vec<IniValue> = parse_list(&text)
+            .into_iter()
+            .map(|l| IniValue {
+                value: Some(l.text),
+                file: path.clone(),
+                line: l.line,
+            })
+            .collect();
+        if out.is_empty() && is_me(name) {
+            out.push(IniValue {
+                value: Some(crate::core::hostname()),
+                file: path,
+                line: 0,
+            });
+        }
+        out
     }
 
-    /// The plugin list, in order.
-    pub fn plugins(&self) -> Result<Vec<PluginEntry>, ConfigErrors> {
-        let file = self.path("plugins");
-        let text = std::fs::read_to_string(&file).unwrap_or_default();
-        Ok(text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty() && !l.trim().starts_with('#'))
-            .map(|(n, l)| PluginEntry {
-                name: l.trim().to_owned(),
-                file: file.clone(),
-                line: n + 1,
-            })
-            .collect())
+    /// A value file: its first kept line (`me` falls back to the OS hostname).
+    pub fn value(&self, name: &str) -> Option<String> {
+        self.value_entry(name).and_then(|v| v.value)
     }
+
+    /// [`ConfigDir::value`] with the file and line.
+    pub fn value_entry(&self, name: &str) -> Option<IniValue> {
+        self.list_entries(name).into_iter().next()
+    }
+
+    /// A data file: every line as written, comments included.
+    pub fn data(&self, name: &str) -> Vec<String> {
+        let path = self.path(name);
+        match self.read_text(&path) {
+            Ok(t) => parse_data(&t.unwrap_or_default()),
+            Err(d) => {
+                tracing::error!("{d}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// A binary file (certificates, keys); `None` when missing.
+    pub fn read_bytes(&self, name: &str) -> Result<Option<Vec<u8>>, ConfigErrors> {
+        let path = self.path(name);
+        read_file(&path).map_err(|d| ConfigErrors(vec![d]))
+    }
+
+    pub(crate) fn seed_config(&self) -> Option<&Ini> {
+        self.inner.seed_config.as_ref()
+    }
+
+    /// Log an alias once and remember it.
+    pub(crate) fn alias(&self, message: String) {
+        let mut st = self.state();
+        if !st.aliases.contains(&message) {
+            tracing::info!("{message}");
+            st.aliases.push(message);
+        }
+    }
+
+    /// `name` in the config dir, else (for a plain `*.ini` name) `ROOT/plugins/name`
+    /// (seed-layout §5 #5).
+    fn resolve_ini(&self, name: &str) -> PathBuf {
+        let p = self.path(name);
+        if p.is_file() || !is_plain_name(name) || !name.ends_with(".ini") {
+            return p;
+        }
+        let alt = self.inner.root.join("plugins").join(name);
+        if alt.is_file() {
+            self.mark_read(&alt);
+            self.alias(format!(
+                "seed-compat: using {} as {}",
+                alt.display(),
+                p.display()
+            ));
+            return alt;
+        }
+        p
+    }
+
+    /// Read a file as text; `Ok(None)` when it is missing or not a regular file.
+    pub(crate) fn read_text(&self, path: &Path) -> Result<Option<String>, Diag> {
+        self.mark_read(path);
+        let Some(bytes) = read_file(path)? else {
+            return Ok(None);
+        };
+        let (text, valid) = decode(&bytes);
+        if !valid {
+            tracing::warn!(
+                "{}: not valid UTF-8; invalid bytes read as U+FFFD",
+                path.display()
+            );
+        }
+        Ok(Some(text))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Read a list or value file; `None` when it is missing or not a regular file.
+    pub(crate) fn read_list_at(&self, path: &Path) -> Option<Vec<IniValue>> {
+        let text = match self.read_text(path) {
+            Ok(Some(t)) => t,
+            Ok(None) => return None,
+            Err(d) => {
+                tracing::error!("{d}");
+                return None;
+            }
+        };
+        Some(
+            parse_list(&text)
+                .into_iter()
+                .map(|l| IniValue {
+                    value: Some(l.text),
+                    file: path.to_owned(),
+                    line: l.line,
+                })
+                .collect(),
+        )
+    }
+}
+
+fn read_file(path: &Path) -> Result<Option<Vec<u8>>, Diag> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Diag {
+            file: path.to_owned(),
+            line: 0,
+            message: format!("cannot read: {e}"),
+        }),
+    }
+}
+
+fn is_me(name: &str) -> bool {
+    Path::new(name).file_name().is_some_and(|f| f == "me")
+}
+
+/// A single normal path component (no `/`, no `..`).
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    let mut c = Path::new(name).components();
+    matches!((c.next(), c.next()), (Some(Component::Normal(_)), None))
+}
+
+fn looks_flat(root: &Path) -> bool {
+    if root.join("config").is_file() {
+        return true;
+    }
+    if FLAT_MARKERS.iter().any(|n| root.join(n).is_file()) {
+        return true;
+    }
+    regular_files(root)
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "ini"))
+}
+
+fn regular_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = rd
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            !n.starts_with('.') && !n.ends_with('~')
+        })
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    out.sort();
+    out
 }
