@@ -1,1 +1,163 @@
-//! Haraka's queue/smtp_forward for haraka-rs.
+//! Haraka's `queue/smtp_forward` for haraka-rs.
+//!
+//! Owns: `smtp_forward.ini` (every key of Haraka 3.0.0 plus `connect_timeout`,
+//! `timeout`, `max_connections`), the `queue` / `queue_outbound` hooks that forward a
+//! received message to the backend, the `mail` (`check_sender`) and `rcpt`
+//! (`check_recipient`, split-route deferral) hooks, and `get_mx` for Haraka's
+//! outbound queue. The SMTP dialogue itself is `haraka-client`.
+//!
+//! It must never answer 250 before the backend accepted the message, never keep a
+//! client waiting past its own timeouts, and never let a backend failure become
+//! anything but a 4xx (or the backend's own 5xx).
+
+mod config;
+mod forward;
+mod host_pool;
+mod routing;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use haraka_plugin_api::{
+    BoxFuture, Connection, Hook, HookArgs, OutboundArgs, OutboundMail, Outcome, Plugin,
+    PluginError, PluginInit, Registration, ready,
+};
+
+pub use config::{Auth, BOOLEANS, Config, Route, Selector};
+pub use forward::{Forwarder, outcome_for, xclient_attrs};
+pub use routing::{note_path, parse_next_hop, route_for};
+
+/// Haraka's name of the plugin.
+pub const NAME: &str = "queue/smtp_forward";
+
+/// The plugin.
+#[derive(Debug)]
+pub struct SmtpForward {
+    name: String,
+    cfg: Config,
+    forwarder: Forwarder,
+    /// The whole forward must end before the hook runner's plugin timeout.
+    deadline: Option<Duration>,
+}
+
+/// Create the plugin from `smtp_forward.ini` (Haraka's shipped defaults underneath,
+/// the seed's `xclient.ini` `forward` / `destination` aliases applied).
+pub fn factory(init: &PluginInit<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
+    let ini = init.config.plugin_ini_with("smtp_forward.ini", BOOLEANS)?;
+    let cfg = Config::from_ini(&ini, init.config.xclient_forward())?;
+    let tls = match haraka_client::tls::system_roots().and_then(haraka_client::tls::client_config) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            if cfg.main.enable_tls || cfg.domains.values().any(|r| r.enable_tls) {
+                tracing::warn!("smtp_forward: {e}; STARTTLS to the backend will fail");
+            }
+            None
+        }
+    };
+    let mut plugin = SmtpForward::new(init.name, cfg, tls);
+    plugin.deadline = plugin_deadline(init);
+    Ok(Arc::new(plugin))
+}
+
+/// The runner's timeout for this plugin (`<name>.timeout`, else `plugin_timeout`,
+/// else 30 s), less a second; `None` when it is 0 (no timeout).
+fn plugin_deadline(init: &PluginInit<'_>) -> Option<Duration> {
+    let read = |name: &str| {
+        init.config
+            .value(name)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let secs = read(&format!("{}.timeout", init.name))
+        .or_else(|| read("plugin_timeout"))
+        .unwrap_or(30.0);
+    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64((secs - 1.0).max(secs / 2.0)))
+}
+
+impl SmtpForward {
+    /// A plugin from a ready configuration; `tls` verifies backend certificates.
+    pub fn new(name: &str, cfg: Config, tls: Option<Arc<rustls::ClientConfig>>) -> SmtpForward {
+        let forwarder = Forwarder::new(&cfg, tls);
+        SmtpForward {
+            name: name.to_owned(),
+            cfg,
+            forwarder,
+            deadline: None,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// `queue_forward`.
+    pub async fn queue_forward(&self, conn: &Connection) -> Outcome {
+        let Some(txn) = conn.transaction.as_ref() else {
+            return Outcome::cont();
+        };
+        let route = route_for(&self.cfg, txn);
+        if !routing::forward_enabled(&self.cfg, conn, route) {
+            return Outcome::cont();
+        }
+        let work = self.forwarder.forward(&self.cfg, route, conn);
+        match self.deadline {
+            None => work.await,
+            Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+                tracing::warn!(uuid = %txn.uuid, "smtp_forward: no answer from the backend in {limit:?}");
+                Outcome::deny_soft("4.4.2 Upstream server timed out, try again later")
+            }),
+        }
+    }
+}
+
+impl Plugin for SmtpForward {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn hooks(&self) -> Vec<Registration> {
+        let mut hooks = Vec::new();
+        if self.cfg.check_sender {
+            hooks.push(Registration::new(Hook::Mail));
+        }
+        if self.cfg.check_recipient {
+            hooks.push(Registration::new(Hook::Rcpt));
+        }
+        hooks.push(Registration::new(Hook::Queue));
+        if self.cfg.enable_outbound {
+            hooks.push(Registration::new(Hook::QueueOutbound));
+        }
+        hooks.push(Registration::new(Hook::GetMx));
+        hooks
+    }
+
+    fn hook<'a>(
+        &'a self,
+        hook: Hook,
+        conn: &'a mut Connection,
+        args: &'a HookArgs,
+    ) -> BoxFuture<'a, Outcome> {
+        match hook {
+            Hook::Mail if self.cfg.check_sender => {
+                ready(routing::check_sender(&self.cfg, conn, args))
+            }
+            Hook::Rcpt if self.cfg.check_recipient => {
+                ready(routing::check_recipient(&self.cfg, conn, args))
+            }
+            Hook::Queue => Box::pin(self.queue_forward(conn)),
+            Hook::QueueOutbound if self.cfg.enable_outbound => Box::pin(self.queue_forward(conn)),
+            _ => ready(Outcome::cont()),
+        }
+    }
+
+    fn outbound_hook<'a>(
+        &'a self,
+        hook: Hook,
+        mail: &'a mut OutboundMail,
+        args: &'a OutboundArgs,
+    ) -> BoxFuture<'a, Outcome> {
+        match hook {
+            Hook::GetMx => ready(routing::get_mx(&self.cfg, mail, args)),
+            _ => ready(Outcome::cont()),
+        }
+    }
+}

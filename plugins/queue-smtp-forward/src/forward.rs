@@ -1,0 +1,363 @@
+//! Forwarding one transaction to the backend and mapping the result to an outcome.
+//!
+//! Pooling: a connection is reused only when no XCLIENT was sent on it (XCLIENT
+//! binds it to one client); the pool key is (address, TLS wanted, TLS name, EHLO
+//! name, AUTH user). A reused connection gets RSET first; if that fails, a fresh
+//! connection is opened instead.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use haraka_client::{
+    ConnectOptions, Error, Lease, Pool, Reply, SmtpClient, Stage, StartTls, Timeouts, Xclient,
+    XclientAttrs,
+};
+use haraka_plugin_api::{Address, Connection, HelloVerb, Msg, Outcome, Transaction};
+use rustls_pki_types::ServerName;
+use tokio::time::Instant;
+
+use crate::config::{Config, Route};
+use crate::host_pool::HostPool;
+
+/// What makes two backend connections interchangeable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolKey {
+    addr: SocketAddr,
+    tls: bool,
+    server_name: String,
+    helo: String,
+    auth_user: Option<String>,
+}
+
+/// The connections and TLS settings shared by every message.
+pub struct Forwarder {
+    pool: Arc<Pool<PoolKey>>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    host_pool: Option<HostPool>,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One delivery attempt's fixed inputs.
+struct Job<'a> {
+    cfg: &'a Config,
+    route: &'a Route,
+    conn: &'a Connection,
+    txn: &'a Transaction,
+    host: String,
+}
+
+impl Forwarder {
+    /// `tls`: how backend certificates are verified (`None`: STARTTLS fails).
+    pub fn new(cfg: &Config, tls: Option<Arc<rustls::ClientConfig>>) -> Forwarder {
+        let host_pool =
+            (!cfg.host_pool.is_empty()).then(|| HostPool::new(&cfg.host_pool, cfg.dead_host_retry));
+        Forwarder {
+            pool: Pool::new(cfg.max_connections, cfg.timeout),
+            tls,
+            host_pool,
+        }
+    }
+
+    /// Forward the transaction of `conn` along `route`.
+    pub async fn forward(&self, cfg: &Config, route: &Route, conn: &Connection) -> Outcome {
+        let Some(txn) = conn.transaction.as_ref() else {
+            return Outcome::cont();
+        };
+        let route = cfg.connection_route(route);
+        let from_pool = std::ptr::eq(route, &cfg.main);
+        let target = match (&self.host_pool, from_pool) {
+            (Some(pool), true) => pool.get(),
+            _ => route.host.clone().map(|h| (h, cfg.port_of(route))),
+        };
+        let Some((host, port)) = target else {
+            tracing::error!(uuid = %txn.uuid, "smtp_forward: no host for route [{}]", route.name);
+            return Outcome::deny_soft("4.3.5 Mail forwarding is not configured, try again later");
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        tracing::info!(uuid = %txn.uuid, "smtp_forward: forwarding to {host}:{port}");
+        let job = Job {
+            cfg,
+            route,
+            conn,
+            txn,
+            host: host.clone(),
+        };
+        match self.deliver(&job, port).await {
+            Ok(reply) => {
+                tracing::info!(uuid = %txn.uuid, "smtp_forward: accepted by {host}:{port}: {}", reply.lines.join(" "));
+                Outcome::accept_with(Msg::text(reply.lines.join(",")))
+            }
+            Err(err) => {
+                tracing::warn!(uuid = %txn.uuid, "smtp_forward: {host}:{port}: {err}");
+                if err.is_transport()
+                    && err.stage() == Some(Stage::Connect)
+                    && let Some(pool) = &self.host_pool
+                {
+                    pool.failed(&host, port);
+                }
+                outcome_for(&err)
+            }
+        }
+    }
+
+    async fn deliver(&self, job: &Job<'_>, port: u16) -> Result<Reply, Error> {
+        let deadline = Instant::now() + job.cfg.connect_timeout;
+        let addrs = resolve(&job.host, port, job.cfg).await?;
+        let mut last = None;
+        for addr in addrs {
+            let key = PoolKey {
+                addr,
+                tls: job.route.enable_tls,
+                server_name: job.host.clone(),
+                helo: job.conn.local.host.clone(),
+                auth_user: job.route.auth.as_ref().map(|a| a.user.clone()),
+            };
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let mut lease = self.pool.acquire(key, wait).await?;
+            if let Some(mut client) = lease.take_idle() {
+                // RSET both clears what the last user left and proves the
+                // connection still works before any of this message is sent.
+                match client.rset().await {
+                    Ok(_) => {
+                        let result = send(job, &mut client).await;
+                        return finish(lease, client, result);
+                    }
+                    Err(e) => tracing::debug!(
+                        "smtp_forward: pooled connection unusable ({e}); reconnecting"
+                    ),
+                }
+            }
+            match self.open(job, addr, deadline).await {
+                Ok(mut client) => {
+                    let result = send(job, &mut client).await;
+                    return finish(lease, client, result);
+                }
+                Err(
+                    e @ (Error::Connect { .. }
+                    | Error::Timeout {
+                        stage: Stage::Connect,
+                        ..
+                    }),
+                ) => {
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Invalid(format!("{} has no address", job.host))))
+    }
+
+    /// Connect, EHLO, STARTTLS, XCLIENT, AUTH.
+    async fn open(
+        &self,
+        job: &Job<'_>,
+        addr: SocketAddr,
+        deadline: Instant,
+    ) -> Result<SmtpClient, Error> {
+        let cfg = job.cfg;
+        let opts = ConnectOptions {
+            timeouts: Timeouts {
+                connect: deadline.saturating_duration_since(Instant::now()),
+                command: cfg.timeout,
+                data_end: cfg.timeout,
+            },
+            bind: None,
+        };
+        let mut client = SmtpClient::connect(addr, &opts).await?;
+        let me = job.conn.local.host.as_str();
+        client.ehlo(me).await?;
+        if job.route.enable_tls && client.capabilities().has("STARTTLS") {
+            let tls = self.tls.clone().ok_or_else(|| {
+                Error::Tls(std::io::Error::other(
+                    "no CA certificates to verify the backend",
+                ))
+            })?;
+            let name = ServerName::try_from(job.host.clone())
+                .map_err(|e| Error::Tls(std::io::Error::other(e)))?;
+            match client.starttls(tls, name).await? {
+                StartTls::Secured => {
+                    client.ehlo(me).await?;
+                }
+                StartTls::Refused(reply) => {
+                    return Err(Error::Rejected {
+                        stage: Stage::StartTls,
+                        reply,
+                    });
+                }
+            }
+        }
+        if cfg.forward_xclient && client.capabilities().has("XCLIENT") {
+            let helo = job.conn.hello_host().unwrap_or(me).to_owned();
+            if let Xclient::Refused(reply) = client.xclient(&xclient_attrs(job.conn), &helo).await?
+            {
+                tracing::info!(
+                    "smtp_forward: XCLIENT refused ({} {}); continuing without",
+                    reply.code,
+                    reply.lines.join(" ")
+                );
+            }
+        }
+        if let Some(auth) = &job.route.auth {
+            client.auth(auth.mechanism, &auth.user, &auth.pass).await?;
+        }
+        Ok(client)
+    }
+}
+
+/// MAIL, RCPT (all or, with one_message_per_rcpt, one at a time), DATA.
+async fn send(job: &Job<'_>, client: &mut SmtpClient) -> Result<Reply, Error> {
+    let from = match &job.txn.mail_from {
+        Some(a) => path(a),
+        None => "<>".to_owned(),
+    };
+    let rcpts: Vec<String> = job.txn.rcpt_to.iter().map(path).collect();
+    let groups: Vec<&[String]> = if job.cfg.one_message_per_rcpt {
+        rcpts.chunks(1).collect()
+    } else {
+        vec![rcpts.as_slice()]
+    };
+    let mut last = None;
+    for (i, group) in groups.iter().enumerate() {
+        if i > 0 {
+            client.rset().await?;
+        }
+        let replies = client.envelope(&from, group).await?;
+        if let Some(bad) = replies.into_iter().find(|r| !(200..300).contains(&r.code)) {
+            return Err(Error::Rejected {
+                stage: Stage::Rcpt,
+                reply: bad,
+            });
+        }
+        last = Some(client.data(&job.txn.message).await?);
+    }
+    last.ok_or_else(|| Error::Invalid("no recipients".into()))
+}
+
+/// Put the connection back in the pool (the next user sends RSET first), or close
+/// it in the background; either way the result is returned at once, so the client's
+/// answer never waits for housekeeping after the backend has accepted the message.
+fn finish(
+    lease: Lease<PoolKey>,
+    client: SmtpClient,
+    result: Result<Reply, Error>,
+) -> Result<Reply, Error> {
+    if client.is_broken() || client.xclient_sent() {
+        drop(lease);
+        tokio::spawn(client.quit());
+    } else {
+        lease.release(client);
+    }
+    result
+}
+
+/// `<user@domain>` with the domain lower-cased, no ESMTP parameters (as Haraka).
+fn path(a: &Address) -> String {
+    format!("<{}>", a.address())
+}
+
+async fn resolve(host: &str, port: u16, cfg: &Config) -> Result<Vec<SocketAddr>, Error> {
+    if let Ok(ip) = host.parse() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let found = tokio::time::timeout(cfg.connect_timeout, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| Error::Timeout {
+            stage: Stage::Connect,
+            after: cfg.connect_timeout,
+        })?
+        .map_err(|source| Error::Io {
+            stage: Stage::Connect,
+            source,
+        })?;
+    Ok(found.collect())
+}
+
+/// The original client's attributes, for XCLIENT.
+pub fn xclient_attrs(conn: &Connection) -> XclientAttrs {
+    let name = match conn.remote.host.as_deref() {
+        Some("DNSERROR") => "[TEMPUNAVAIL]".to_owned(),
+        Some(h) if !h.is_empty() && h != "NXDOMAIN" && h != "Unknown" => h.to_owned(),
+        _ => "[UNAVAILABLE]".to_owned(),
+    };
+    let proto = conn
+        .xclient_proto
+        .as_ref()
+        .map(|p| p.to_ascii_uppercase())
+        .or_else(|| {
+            conn.hello.as_ref().map(|h| match h.verb {
+                HelloVerb::Ehlo => "ESMTP".to_owned(),
+                HelloVerb::Helo => "SMTP".to_owned(),
+            })
+        });
+    XclientAttrs {
+        addr: Some(conn.remote.ip),
+        name: Some(name),
+        port: Some(conn.remote.port),
+        helo: conn.hello_host().map(str::to_owned),
+        proto,
+        login: conn
+            .auth_user
+            .clone()
+            .or_else(|| conn.xclient_login.clone()),
+        destaddr: Some(conn.local.ip),
+        destport: Some(conn.local.port),
+    }
+}
+
+/// The reply the client gets for a failed forward.
+pub fn outcome_for(err: &Error) -> Outcome {
+    let soft = |text: &str| Outcome::deny_soft(Msg::text(text));
+    match err {
+        Error::Rejected { stage, reply } => {
+            let text = reply.lines.join(" ");
+            let text = if text.trim().is_empty() {
+                format!("Upstream server answered {} to {stage}", reply.code)
+            } else {
+                text
+            };
+            match stage {
+                Stage::Auth => {
+                    return soft("4.7.0 Upstream authentication failed, try again later");
+                }
+                Stage::StartTls => {
+                    return soft("4.7.5 Upstream server refused STARTTLS, try again later");
+                }
+                _ => {}
+            }
+            if (500..600).contains(&reply.code) && *stage != Stage::Rset {
+                let code = (550..=554).contains(&reply.code).then_some(reply.code);
+                Outcome::deny(Msg {
+                    code,
+                    lines: vec![text],
+                })
+            } else {
+                let code = (450..=452).contains(&reply.code).then_some(reply.code);
+                Outcome::deny_soft(Msg {
+                    code,
+                    lines: vec![text],
+                })
+            }
+        }
+        Error::Connect { .. } => soft("4.4.1 Upstream server unavailable, try again later"),
+        Error::Timeout { .. } => soft("4.4.2 Upstream server timed out, try again later"),
+        Error::Closed { .. } | Error::Io { .. } => {
+            soft("4.4.2 Upstream connection lost, try again later")
+        }
+        Error::Tls(_) => soft("4.7.5 TLS to the upstream server failed, try again later"),
+        Error::Protocol { .. } => soft("4.5.0 Upstream server protocol error, try again later"),
+        Error::PoolExhausted { .. } => {
+            soft("4.4.5 Too many connections to the upstream server, try again later")
+        }
+        Error::Invalid(_) => soft("4.3.0 Message could not be forwarded, try again later"),
+    }
+}
