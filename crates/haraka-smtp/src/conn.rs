@@ -249,6 +249,9 @@ pub struct Connection {
     pub xclient_proto: Option<String>,
     /// Set by XCLIENT: the `LOGIN` of the original client, if given.
     pub xclient_login: Option<String>,
+    /// The client sent commands before the greeting, or more than it may pipeline
+    /// (Haraka's `connection.early_talker`; core only records it).
+    pub early_talker: bool,
     relaying: bool,
     actions: Vec<ConnAction>,
 }
@@ -271,6 +274,7 @@ impl Connection {
             auth_user: None,
             xclient_proto: None,
             xclient_login: None,
+            early_talker: false,
             relaying: false,
             actions: Vec::new(),
         }

@@ -1,1 +1,180 @@
-//! TODO-stub
+//! The DATA receiver: turns the bytes after `354` into message lines.
+//!
+//! The rules (haraka-rs; see `docs/compat.md` for how Haraka differs):
+//!
+//! * Input is split into lines at every LF, as Haraka does, so dot-unstuffing and
+//!   the line-length limit see the same lines Haraka sees.
+//! * **End of data** is a line of exactly `.` CR LF that follows a line ended by
+//!   CR LF (or is the first line after the 354). Nothing else ends DATA: `.` after a
+//!   bare-LF line (`\n.\r\n`), `.` LF (`\n.\n`, `\r\n.\n`), `\r.\r\n` are message
+//!   content. Haraka ends on `\n.\r\n` and answers `.\n` with a 451 that drops back
+//!   into command mode; both let a sender smuggle commands.
+//! * **Dot-unstuffing**: a line that starts with `.` and has more characters loses
+//!   the first dot. A lone `.` line that is not the end (see above) is kept as `.`.
+//! * **Normalisation**: every stored line ends in CR LF. A line ended by a bare LF
+//!   gets a CR; a CR inside a line (a bare CR) becomes CR LF. So the stored message
+//!   never contains a bare CR or a bare LF, and the writer that dot-stuffs it again
+//!   ([`crate::message::DotStuffer`]) sees every line start.
+//! * **Line length** (Haraka's `max_data_line_length`, 992): when that many bytes
+//!   have arrived without an LF and another byte comes, the first `max - 2` bytes
+//!   become a line (CR LF appended) and the rest continues on a new line that
+//!   starts with a space. Every stored line is at most `max` bytes with its CR LF
+//!   (before normalisation of bare CRs).
+//! * **Size**: `data_bytes` counts every byte received after the 354, including
+//!   line ends, stuffing dots, the three bytes of each fold and the final `.\r\n`,
+//!   as Haraka counts. Once it exceeds the limit nothing more is stored, but input
+//!   is read to the end of data.
+//!
+//! Memory is bounded by the line limit (the current line) plus what the caller
+//! stores (at most the size limit).
+
+/// Smallest accepted line limit (a smaller one could never make progress).
+const MIN_LINE: usize = 8;
+
+/// What [`DataReceiver::feed`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// All input was consumed; data continues.
+    More,
+    /// The end-of-data line was found; `consumed` bytes of this input belonged to
+    /// the message (the rest is the next command).
+    Done { consumed: usize },
+}
+
+/// Receives one message.
+#[derive(Debug, Clone)]
+pub struct DataReceiver {
+    max_line: usize,
+    limit: u64,
+    line: Vec<u8>,
+    data_bytes: u64,
+    prev_crlf: bool,
+    line_length_exceeded: bool,
+    done: bool,
+}
+
+impl DataReceiver {
+    /// `max_line` is `max_data_line_length`; `limit` the size limit in bytes (0 = none).
+    pub fn new(max_line: usize, limit: u64) -> DataReceiver {
+        DataReceiver {
+            max_line: max_line.max(MIN_LINE),
+            limit,
+            line: Vec::with_capacity(128),
+            data_bytes: 0,
+            prev_crlf: true,
+            line_length_exceeded: false,
+            done: false,
+        }
+    }
+
+    /// Bytes received so far, as Haraka counts them.
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
+    }
+
+    /// The message went over the size limit (it was not stored completely).
+    pub fn exceeded(&self) -> bool {
+        self.limit > 0 && self.data_bytes > self.limit
+    }
+
+    /// A line was folded because it was too long (Haraka's
+    /// `transaction.notes.data_line_length_exceeded`).
+    pub fn line_length_exceeded(&self) -> bool {
+        self.line_length_exceeded
+    }
+
+    /// The end of data has been seen.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Feed input; `store` receives each normalised, unstuffed line (ending in CR LF)
+    /// that is within the size limit.
+    pub fn feed(&mut self, input: &[u8], mut store: impl FnMut(&[u8])) -> Feed {
+        if self.done {
+            return Feed::Done { consumed: 0 };
+        }
+        for (i, &b) in input.iter().enumerate() {
+            if self.line.len() >= self.max_line {
+                self.fold(&mut store);
+            }
+            self.line.push(b);
+            if b == b'\n' && self.end_line(&mut store) {
+                self.done = true;
+                return Feed::Done { consumed: i + 1 };
+            }
+        }
+        Feed::More
+    }
+
+    /// Haraka's fold: the first `max - 2` bytes plus CR LF are a line; the rest
+    /// continues after a space.
+    fn fold(&mut self, store: &mut impl FnMut(&[u8])) {
+        self.line_length_exceeded = true;
+        let cut = self.max_line - 2;
+        let rest: Vec<u8> = self.line.split_off(cut);
+        self.line.extend_from_slice(b"\r\n");
+        self.end_line(store);
+        self.line.push(b' ');
+        self.line.extend_from_slice(&rest);
+    }
+
+    /// A complete raw line (ending in LF) is in `self.line`. Returns true at the end
+    /// of data.
+    fn end_line(&mut self, store: &mut impl FnMut(&[u8])) -> bool {
+        let raw = std::mem::take(&mut self.line);
+        self.data_bytes += raw.len() as u64;
+        let crlf = raw.ends_with(b"\r\n");
+        if raw == b".\r\n" && self.prev_crlf {
+            self.line = raw;
+            self.line.clear();
+            return true;
+        }
+        self.prev_crlf = crlf;
+        if !self.exceeded() {
+            let content_end = raw.len() - if crlf { 2 } else { 1 };
+            let mut content = &raw[..content_end];
+            if content.len() > 1 && content[0] == b'.' {
+                content = &content[1..];
+            }
+            let mut out = Vec::with_capacity(content.len() + 4);
+            for &c in content {
+                out.push(c);
+                if c == b'\r' {
+                    out.push(b'\n');
+                }
+            }
+            out.extend_from_slice(b"\r\n");
+            store(&out);
+        }
+        self.line = raw;
+        self.line.clear();
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(input: &[u8]) -> (Vec<u8>, Feed) {
+        let mut rx = DataReceiver::new(992, 0);
+        let mut stored = Vec::new();
+        let f = rx.feed(input, |l| stored.extend_from_slice(l));
+        (stored, f)
+    }
+
+    #[test]
+    fn simple() {
+        let (s, f) = run(b"a\r\n..b\r\n.\r\nNOOP\r\n");
+        assert_eq!(s, b"a\r\n.b\r\n");
+        assert_eq!(f, Feed::Done { consumed: 11 });
+    }
+
+    #[test]
+    fn bare_lf_dot_is_content() {
+        let (s, f) = run(b"a\n.\r\nMAIL\r\n");
+        assert_eq!(s, b"a\r\n.\r\nMAIL\r\n");
+        assert_eq!(f, Feed::More);
+    }
+}

@@ -8,23 +8,34 @@
 //! It must never do IO, read a clock, spawn tasks or run plugins: bytes go in through
 //! [`Session::feed`], hook answers through [`Session::hook_done`], and everything the
 //! session wants done comes out of [`Session::poll`] as an [`Event`].
+//!
+//! Invariants: DATA ends only on CR LF `.` CR LF; a stored message never contains a
+//! bare CR or bare LF; what [`Message::write_dot_stuffed`] produces is always
+//! CRLF-terminated and dot-stuffed; no peer input can make it panic or grow memory
+//! beyond the configured limits. [`transcript`] holds the golden-transcript format
+//! shared with the server's socket tests; the `fuzz_*` functions are the fuzz
+//! targets' entry points.
 
 pub mod address;
 pub mod client;
 pub mod command;
 pub mod conn;
 pub mod data;
+mod fuzz;
 pub mod hook;
 pub mod message;
+mod punycode;
 pub mod received;
 pub mod reply;
 pub mod session;
+pub mod transcript;
 
 pub use address::{Address, AddressError};
 pub use conn::{
     ConnAction, Connection, Hello, HelloVerb, Local, Notes, Remote, Results, TlsInfo, TlsUpgrade,
     Transaction, canonical_ip,
 };
+pub use fuzz::{fuzz_command, fuzz_data, fuzz_reply, fuzz_session};
 pub use hook::{Action, Hook, HookArgs, Msg, Outcome};
 pub use message::Message;
 pub use reply::Reply;

@@ -1,0 +1,176 @@
+//! DATA: the command, the `data` hook and 354, the end of the message, the size and
+//! loop checks, `Authentication-Results`, and `data_post`.
+
+use serde_json::Value;
+
+use super::{After, Mode, Session, UNLIMITED_DATABYTES_CAP};
+use crate::data::DataReceiver;
+use crate::hook::{Action, Hook, HookArgs, Outcome};
+use crate::message::MessageBuilder;
+use crate::received::received_value;
+
+impl Session {
+    pub(super) fn cmd_data(&mut self, rest: &str) {
+        if !rest.is_empty() {
+            self.conn.errors += 1;
+            self.respond1(501, "Syntax error");
+            return;
+        }
+        let Some(t) = &self.conn.transaction else {
+            self.conn.errors += 1;
+            self.respond1(503, "MAIL required first");
+            return;
+        };
+        if t.rcpt_to.is_empty() {
+            // Haraka answers `554 No valid recipients` only when its timing-dependent
+            // `pipelining` flag is set; with synchronous plugins it answers 503.
+            self.conn.errors += 1;
+            self.respond1(503, "RCPT required first");
+            return;
+        }
+        let mut builder = MessageBuilder::new();
+        if self.cfg.add_received {
+            let date = self.env.date();
+            let value = received_value(&self.conn, &self.cfg.me, self.cfg.product(), &date);
+            builder.leading_field("Received", &value);
+        }
+        self.builder = Some(builder);
+        self.run_hook(Hook::Data, HookArgs::None);
+    }
+
+    pub(super) fn on_data(&mut self, outcome: Outcome) {
+        let msg = outcome.msg.as_ref();
+        match outcome.action {
+            Action::Deny | Action::DenySoft => {
+                let code = if outcome.action == Action::Deny {
+                    554
+                } else {
+                    451
+                };
+                self.respond_msg(code, msg, "Message denied");
+                self.reset_then(After::Nothing);
+            }
+            Action::DenyDisconnect | Action::DenySoftDisconnect => {
+                let code = if outcome.action == Action::DenyDisconnect {
+                    554
+                } else {
+                    451
+                };
+                self.respond_msg(code, msg, "Message denied");
+                self.disconnect();
+            }
+            _ => {
+                self.respond1(354, "go ahead, make my day");
+                let limit = match self.cfg.databytes {
+                    0 => UNLIMITED_DATABYTES_CAP,
+                    n => n,
+                };
+                self.data = Some(DataReceiver::new(self.cfg.max_data_line_length, limit));
+                if self.builder.is_none() {
+                    self.builder = Some(MessageBuilder::new());
+                }
+                self.mode = Mode::Data;
+            }
+        }
+    }
+
+    /// The end-of-data line was seen.
+    pub(super) fn data_done(&mut self) {
+        self.mode = Mode::Cmd;
+        let (Some(rx), Some(builder)) = (self.data.take(), self.builder.take()) else {
+            return;
+        };
+        let Some(t) = self.conn.transaction.as_mut() else {
+            return;
+        };
+        t.data_bytes = rx.data_bytes();
+        if rx.line_length_exceeded() {
+            t.notes
+                .insert("data_line_length_exceeded".to_owned(), Value::Bool(true));
+        }
+        t.message = builder.finish();
+        if rx.exceeded() {
+            self.run_hook(Hook::MaxDataExceeded, HookArgs::None);
+            return;
+        }
+        if t.message.received_count() > self.cfg.max_received {
+            self.respond1(550, "Too many received headers - possible mail loop");
+            self.reset_then(After::Nothing);
+            return;
+        }
+        if self.cfg.clean_auth_results {
+            t.message.clean_auth_results();
+        }
+        if let Some(ar) = self.auth_results()
+            && let Some(t) = self.conn.transaction.as_mut()
+        {
+            t.message.add_header("Authentication-Results", &ar);
+        }
+        self.run_hook(Hook::DataPost, HookArgs::None);
+    }
+
+    /// `Authentication-Results` from the `authentication_results` notes (connection
+    /// and transaction), or `None` when no plugin recorded a result.
+    fn auth_results(&self) -> Option<String> {
+        let mut parts = vec![self.cfg.me.clone()];
+        let notes = [
+            Some(&self.conn.notes),
+            self.conn.transaction.as_ref().map(|t| &t.notes),
+        ];
+        for n in notes.into_iter().flatten() {
+            if let Some(Value::Array(items)) = n.get("authentication_results") {
+                parts.extend(items.iter().filter_map(Value::as_str).map(str::to_owned));
+            }
+        }
+        (parts.len() > 1).then(|| parts.join(";\r\n\t"))
+    }
+
+    pub(super) fn on_max_data_exceeded(&mut self, outcome: Outcome) {
+        let code = if outcome.action == Action::DenySoft {
+            450
+        } else {
+            550
+        };
+        self.respond1(code, "Message too big!");
+        self.reset_then(After::Nothing);
+    }
+
+    pub(super) fn on_data_post(&mut self, outcome: Outcome) {
+        if self.conn.transaction.is_none() {
+            return;
+        }
+        if let Some(ar) = self.auth_results()
+            && let Some(t) = self.conn.transaction.as_mut()
+        {
+            t.message.remove_header("Authentication-Results");
+            t.message.add_leading_header("Authentication-Results", &ar);
+        }
+        let msg = outcome.msg.as_ref();
+        match outcome.action {
+            Action::Deny => {
+                self.respond_msg(550, msg, "Message denied");
+                self.reset_then(After::Nothing);
+            }
+            Action::DenyDisconnect => {
+                self.respond_msg(550, msg, "Message denied");
+                self.disconnect();
+            }
+            Action::DenySoft => {
+                self.respond_msg(450, msg, "Message denied temporarily");
+                self.reset_then(After::Nothing);
+            }
+            Action::DenySoftDisconnect => {
+                self.respond_msg(450, msg, "Message denied temporarily");
+                self.disconnect();
+            }
+            _ => {
+                let hook = if self.conn.relaying() {
+                    Hook::QueueOutbound
+                } else {
+                    Hook::Queue
+                };
+                self.run_hook(hook, HookArgs::None);
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Input: cutting command lines out of the buffer, the checks Haraka makes on every
+//! line (length, TLS ClientHello, 8-bit after HELO, LOOP state), the verb dispatch,
+//! and feeding DATA.
+
+use super::{MIN_LINE, Mode, Session};
+use crate::command::{Command, parse_command};
+use crate::conn::HelloVerb;
+use crate::data::Feed;
+use crate::hook::{Hook, HookArgs};
+
+impl Session {
+    /// Take one command line from the buffer and process it.
+    pub(super) fn step_command(&mut self) -> bool {
+        let max = self.cfg.max_line_length.max(MIN_LINE);
+        let window = self.input.len().min(max);
+        match self.input[..window].iter().position(|&b| b == b'\n') {
+            Some(lf) => {
+                let raw: Vec<u8> = self.input.drain(..=lf).collect();
+                if !self.input.is_empty() {
+                    self.note_pipelined(&raw);
+                }
+                self.process_line(&raw);
+                true
+            }
+            None if self.input.len() > max => {
+                self.input.clear();
+                self.respond1(521, "Command line too long");
+                self.disconnect();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Haraka's early-talker rule for input buffered behind a command.
+    fn note_pipelined(&mut self, raw: &[u8]) {
+        let head: Vec<u8> = raw.iter().take(4).map(u8::to_ascii_uppercase).collect();
+        let may_pipeline = matches!(
+            head.as_slice(),
+            b"RSET" | b"MAIL" | b"SEND" | b"SOML" | b"SAML" | b"RCPT"
+        );
+        if !self.conn.esmtp || !may_pipeline {
+            self.conn.early_talker = true;
+        }
+    }
+
+    fn process_line(&mut self, raw: &[u8]) {
+        let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().any(|&b| b >= 0x80) {
+            if line.len() >= 3 && line[0] == 0x16 && line[1] == 0x03 && line[2] <= 0x01 {
+                self.input.clear();
+                self.respond1(501, "SSL attempted over a non-SSL socket");
+                self.disconnect();
+                return;
+            }
+            if self
+                .conn
+                .hello
+                .as_ref()
+                .is_some_and(|h| h.verb == HelloVerb::Helo)
+            {
+                self.respond1(501, "Syntax error (8-bit characters not allowed)");
+                return;
+            }
+        }
+        let text = String::from_utf8_lossy(line).into_owned();
+        if let Mode::Loop { code, lines } = &self.mode {
+            if text.to_uppercase() == "QUIT" {
+                self.run_hook(Hook::Quit, HookArgs::None);
+            } else {
+                let (code, lines) = (*code, lines.clone());
+                self.respond(code, lines);
+            }
+            return;
+        }
+        self.dispatch(parse_command(&text));
+    }
+
+    fn dispatch(&mut self, cmd: Command) {
+        match cmd {
+            Command::Helo(rest) => self.cmd_hello(HelloVerb::Helo, &rest),
+            Command::Ehlo(rest) => self.cmd_hello(HelloVerb::Ehlo, &rest),
+            Command::Mail(rest) => self.cmd_mail(&rest),
+            Command::Rcpt(rest) => self.cmd_rcpt(&rest),
+            Command::Data(rest) => self.cmd_data(&rest),
+            Command::Rset(rest) => self.cmd_rset(&rest),
+            Command::Noop(_) => self.run_hook(Hook::Noop, HookArgs::None),
+            Command::Vrfy(_) => self.run_hook(Hook::Vrfy, HookArgs::None),
+            Command::Help(_) => self.respond1(250, "Not implemented"),
+            Command::Quit(rest) => self.cmd_quit(&rest),
+            Command::Proxy(_) => {
+                let text = format!("PROXY not allowed from {}", self.conn.remote.ip);
+                self.respond1(421, &text);
+                self.disconnect();
+            }
+            Command::Unknown { verb, rest } => self.run_hook(
+                Hook::UnrecognizedCommand,
+                HookArgs::Unrecognized { verb, rest },
+            ),
+            Command::Unparsable(line) => self.run_hook(
+                Hook::UnrecognizedCommand,
+                HookArgs::Unrecognized {
+                    verb: line,
+                    rest: String::new(),
+                },
+            ),
+        }
+    }
+
+    /// Feed buffered input to the DATA receiver.
+    pub(super) fn step_data(&mut self) -> bool {
+        if self.input.is_empty() {
+            return false;
+        }
+        let (Some(rx), Some(builder)) = (self.data.as_mut(), self.builder.as_mut()) else {
+            self.mode = Mode::Cmd;
+            return true;
+        };
+        match rx.feed(&self.input, |line| builder.push_line(line)) {
+            Feed::More => self.input.clear(),
+            Feed::Done { consumed } => {
+                self.input.drain(..consumed);
+                self.data_done();
+            }
+        }
+        true
+    }
+}

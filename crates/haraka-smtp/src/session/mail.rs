@@ -1,0 +1,86 @@
+//! MAIL FROM: checks, parsing, the new transaction and the `mail` hook.
+
+use super::{After, Session};
+use crate::command::{MailArgs, parse_mail_args, size_param};
+use crate::conn::Transaction;
+use crate::hook::{Action, Hook, HookArgs, Outcome};
+
+impl Session {
+    pub(super) fn cmd_mail(&mut self, rest: &str) {
+        if self.conn.hello.is_none() {
+            self.conn.errors += 1;
+            self.respond1(503, "Use EHLO/HELO before MAIL");
+            return;
+        }
+        let relaying = self.conn.relaying();
+        if !relaying && matches!(self.conn.local.port, 587 | 465) {
+            self.conn.errors += 1;
+            self.respond1(550, "Authentication required");
+            return;
+        }
+        let args = match parse_mail_args(rest, self.cfg.strict_rfc1869 && !relaying) {
+            Ok(a) => a,
+            Err(e) => {
+                self.conn.errors += 1;
+                self.respond(501, e.reply_lines());
+                return;
+            }
+        };
+        if !self.conn.esmtp && !args.params.is_empty() {
+            self.respond1(555, "Invalid command parameters");
+            return;
+        }
+        if let Some(size) = size_param(&args.params)
+            && size > 0.0
+            && self.cfg.databytes > 0
+            && size > self.cfg.databytes as f64
+        {
+            self.respond1(550, "Message too big!");
+            return;
+        }
+        // A second MAIL is accepted: the open transaction is reset first.
+        self.reset_then(After::Mail(args));
+    }
+
+    pub(super) fn start_transaction(&mut self, args: MailArgs) {
+        self.conn.tran_count += 1;
+        let mut t = Transaction::new(format!("{}.{}", self.conn.uuid, self.conn.tran_count));
+        t.mail_from = args.from.clone();
+        t.mail_params = args.params.clone();
+        self.conn.transaction = Some(t);
+        self.run_hook(
+            Hook::Mail,
+            HookArgs::Mail {
+                from: args.from,
+                params: args.params,
+            },
+        );
+    }
+
+    pub(super) fn on_mail(&mut self, outcome: Outcome) {
+        let Some(t) = &self.conn.transaction else {
+            return;
+        };
+        let dmsg = format!("sender {}", t.mail_from_text());
+        let msg = outcome.msg.as_ref();
+        match outcome.action {
+            Action::Deny => {
+                self.respond_msg(550, msg, &format!("{dmsg} denied"));
+                self.reset_then(After::Nothing);
+            }
+            Action::DenyDisconnect => {
+                self.respond_msg(550, msg, &format!("{dmsg} denied"));
+                self.disconnect();
+            }
+            Action::DenySoft => {
+                self.respond_msg(450, msg, &format!("{dmsg} denied"));
+                self.reset_then(After::Nothing);
+            }
+            Action::DenySoftDisconnect => {
+                self.respond_msg(450, msg, &format!("{dmsg} denied"));
+                self.disconnect();
+            }
+            _ => self.respond_msg(250, msg, &format!("{dmsg} OK")),
+        }
+    }
+}

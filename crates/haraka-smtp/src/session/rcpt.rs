@@ -1,0 +1,110 @@
+//! RCPT TO: parsing, the `rcpt` hook with Haraka's relaying rule, and `rcpt_ok`.
+
+use super::Session;
+use crate::command::parse_rcpt_args;
+use crate::hook::{Action, Hook, HookArgs, Msg, Outcome};
+
+impl Session {
+    pub(super) fn cmd_rcpt(&mut self, rest: &str) {
+        if self.conn.transaction.is_none() {
+            self.conn.errors += 1;
+            self.respond1(503, "Use MAIL before RCPT");
+            return;
+        }
+        let strict = self.cfg.strict_rfc1869 && !self.conn.relaying();
+        let args = match parse_rcpt_args(rest, strict) {
+            Ok(a) => a,
+            Err(e) => {
+                self.conn.errors += 1;
+                self.respond(501, e.reply_lines());
+                return;
+            }
+        };
+        if !self.conn.esmtp && !args.params.is_empty() {
+            self.respond1(555, "Invalid command parameters");
+            return;
+        }
+        if let Some(t) = self.conn.transaction.as_mut() {
+            t.rcpt_to.push(args.to.clone());
+        }
+        self.rcpt_params = args.params.clone();
+        self.run_hook(
+            Hook::Rcpt,
+            HookArgs::Rcpt {
+                to: args.to,
+                params: args.params,
+            },
+        );
+    }
+
+    /// The recipient under consideration and `recipient <addr>`.
+    fn current_rcpt(&self) -> Option<(crate::Address, String)> {
+        let rcpt = self.conn.transaction.as_ref()?.rcpt_to.last()?.clone();
+        let dmsg = format!("recipient {}", rcpt.format());
+        Some((rcpt, dmsg))
+    }
+
+    fn pop_rcpt(&mut self) {
+        if let Some(t) = self.conn.transaction.as_mut() {
+            t.rcpt_to.pop();
+        }
+    }
+
+    /// The reply for the four rejections (shared by rcpt and rcpt_ok); false if
+    /// `action` is not a rejection.
+    fn rcpt_rejected(&mut self, action: Action, msg: Option<&Msg>, dmsg: &str) -> bool {
+        let denied = format!("{dmsg} denied");
+        match action {
+            Action::Deny | Action::DenySoft => {
+                let code = if action == Action::Deny { 550 } else { 450 };
+                self.respond_msg(code, msg, &denied);
+                self.pop_rcpt();
+            }
+            Action::DenyDisconnect | Action::DenySoftDisconnect => {
+                let code = if action == Action::DenyDisconnect {
+                    550
+                } else {
+                    450
+                };
+                self.respond_msg(code, msg, &denied);
+                self.disconnect();
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    pub(super) fn on_rcpt(&mut self, outcome: Outcome) {
+        let Some((rcpt, dmsg)) = self.current_rcpt() else {
+            return;
+        };
+        let mut action = outcome.action;
+        if action == Action::Cont && self.conn.relaying() {
+            action = Action::Accept;
+        }
+        if self.rcpt_rejected(action, outcome.msg.as_ref(), &dmsg) {
+            return;
+        }
+        if action == Action::Accept {
+            self.last_rcpt_msg = outcome.msg;
+            let params = self.rcpt_params.clone();
+            self.run_hook(Hook::RcptOk, HookArgs::Rcpt { to: rcpt, params });
+            return;
+        }
+        // CONT without relaying, or any other code: nobody vouched for it.
+        let text = format!("I cannot deliver mail for {}", rcpt.format());
+        self.respond1(550, &text);
+        self.pop_rcpt();
+    }
+
+    pub(super) fn on_rcpt_ok(&mut self, outcome: Outcome) {
+        let Some((_, dmsg)) = self.current_rcpt() else {
+            return;
+        };
+        let msg = outcome.msg.or_else(|| self.last_rcpt_msg.take());
+        if self.rcpt_rejected(outcome.action, msg.as_ref(), &dmsg) {
+            return;
+        }
+        self.respond_msg(250, msg.as_ref(), &format!("{dmsg} OK"));
+    }
+}
