@@ -6,6 +6,7 @@ use std::time::Duration;
 use haraka_plugin_api::OutboundQueue;
 use haraka_smtp::SessionConfig;
 
+use crate::env::EnvSource;
 use crate::rdns::Rdns;
 use crate::runner::Pipeline;
 
@@ -20,6 +21,8 @@ pub struct ServerContext {
     /// Where relayed mail goes when no `queue_outbound` plugin takes it.
     pub outbound: Option<Arc<dyn OutboundQueue>>,
     pub rdns: Rdns,
+    /// Connection UUIDs, dates and session UUIDs ([`crate::env::SystemEnv`] in production).
+    pub env: Arc<dyn EnvSource>,
 }
 
 impl std::fmt::Debug for ServerContext {

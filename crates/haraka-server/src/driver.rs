@@ -12,7 +12,6 @@ use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use crate::context::ServerContext;
-use crate::env::{SystemEnv, new_uuid};
 use crate::stream::ClientStream;
 
 /// Read buffer size per connection.
@@ -22,7 +21,7 @@ const READ_CHUNK: usize = 16 * 1024;
 pub async fn serve(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, ctx: Arc<ServerContext>) {
     let _ = tcp.set_nodelay(true);
     let conn = Connection::new(
-        new_uuid(),
+        ctx.env.connection_uuid(),
         Remote::new(peer.ip(), peer.port()),
         Local {
             ip: local.ip(),
@@ -32,8 +31,13 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, ctx: Arc
     );
     let span = tracing::info_span!("conn", uuid = %conn.uuid);
     async move {
-        tracing::info!("connect ip={} port={} local_port={}", peer.ip(), peer.port(), local.port());
-        let mut session = Session::new(conn, ctx.session.clone(), Box::new(SystemEnv));
+        tracing::info!(
+            "connect ip={} port={} local_port={}",
+            peer.ip(),
+            peer.port(),
+            local.port()
+        );
+        let mut session = Session::new(conn, ctx.session.clone(), ctx.env.session_env());
         let mut driver = Driver {
             stream: ClientStream::Plain(tcp),
             out: Vec::with_capacity(1024),
@@ -68,7 +72,8 @@ impl Driver {
                 self.peer_gone(session).await;
                 return;
             }
-            let read = tokio::time::timeout(self.ctx.inactivity_timeout, self.stream.read(&mut buf));
+            let read =
+                tokio::time::timeout(self.ctx.inactivity_timeout, self.stream.read(&mut buf));
             match read.await {
                 Ok(Ok(0)) | Ok(Err(_)) => {
                     self.peer_gone(session).await;
@@ -88,7 +93,10 @@ impl Driver {
                 Event::Hook { hook, args } => {
                     // Replies already produced go out before a hook that may take
                     // time, unless the client pipelined more commands.
-                    if !self.out.is_empty() && session.buffered() == 0 && self.flush().await.is_err() {
+                    if !self.out.is_empty()
+                        && session.buffered() == 0
+                        && self.flush().await.is_err()
+                    {
                         self.peer_gone(session).await;
                         return false;
                     }
@@ -165,11 +173,14 @@ impl Driver {
         let config = match upgrade.0.downcast::<rustls::ServerConfig>() {
             Ok(cfg) => cfg,
             Err(_) => {
-                tracing::error!("STARTTLS requested with a configuration that is not a rustls ServerConfig");
+                tracing::error!(
+                    "STARTTLS requested with a configuration that is not a rustls ServerConfig"
+                );
                 return None;
             }
         };
-        let ClientStream::Plain(tcp) = std::mem::replace(&mut self.stream, ClientStream::Upgrading) else {
+        let ClientStream::Plain(tcp) = std::mem::replace(&mut self.stream, ClientStream::Upgrading)
+        else {
             return None;
         };
         let acceptor = TlsAcceptor::from(config);

@@ -2,9 +2,27 @@
 
 use haraka_smtp::Env;
 
+/// Where connections get their UUID and their session's [`Env`] from.
+pub trait EnvSource: Send + Sync {
+    /// The UUID of a new connection.
+    fn connection_uuid(&self) -> String;
+    /// The clock and UUID source of a new session.
+    fn session_env(&self) -> Box<dyn Env>;
+}
+
 /// Real time and random UUIDs.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct SystemEnv;
+
+impl EnvSource for SystemEnv {
+    fn connection_uuid(&self) -> String {
+        new_uuid()
+    }
+
+    fn session_env(&self) -> Box<dyn Env> {
+        Box::new(SystemEnv)
+    }
+}
 
 impl Env for SystemEnv {
     fn date(&self) -> String {
@@ -91,6 +109,9 @@ mod tests {
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
         assert!(matches!(&u[19..20], "8" | "9" | "A" | "B"));
-        assert!(u.chars().all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
+        assert!(
+            u.chars()
+                .all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_lowercase())
+        );
     }
 }

@@ -18,6 +18,7 @@ pub mod server;
 mod stream;
 
 pub use context::ServerContext;
+pub use env::{EnvSource, SystemEnv};
 pub use rdns::Rdns;
 pub use runner::{LoadedPlugin, Pipeline};
 pub use server::{Server, ServerError, ShutdownHandle, shutdown_channel};

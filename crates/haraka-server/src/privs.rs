@@ -18,11 +18,13 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> Result<(), Pr
     if let Some(g) = group {
         let gid = match g.parse::<u32>() {
             Ok(n) => nix::unistd::Gid::from_raw(n),
-            Err(_) => Group::from_name(g)
-                .ok()
-                .flatten()
-                .ok_or_else(|| PrivError::NoGroup(g.to_owned()))?
-                .gid,
+            Err(_) => {
+                Group::from_name(g)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| PrivError::NoGroup(g.to_owned()))?
+                    .gid
+            }
         };
         setgroups(&[gid]).map_err(|source| PrivError::Switch {
             what: format!("group {g}"),
@@ -36,11 +38,13 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> Result<(), Pr
     if let Some(u) = user {
         let uid = match u.parse::<u32>() {
             Ok(n) => nix::unistd::Uid::from_raw(n),
-            Err(_) => User::from_name(u)
-                .ok()
-                .flatten()
-                .ok_or_else(|| PrivError::NoUser(u.to_owned()))?
-                .uid,
+            Err(_) => {
+                User::from_name(u)
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| PrivError::NoUser(u.to_owned()))?
+                    .uid
+            }
         };
         setuid(uid).map_err(|source| PrivError::Switch {
             what: format!("user {u}"),

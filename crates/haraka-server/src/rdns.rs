@@ -12,6 +12,7 @@ use hickory_resolver::TokioResolver;
 /// Reverse lookups for client addresses.
 #[derive(Clone)]
 pub struct Rdns {
+    fixed: Option<Result<String, &'static str>>,
     resolver: Option<TokioResolver>,
     hosts: HashMap<IpAddr, String>,
     timeout: Duration,
@@ -44,15 +45,27 @@ impl Rdns {
             .map(|t| parse_hosts(&t))
             .unwrap_or_default();
         Rdns {
+            fixed: None,
             resolver,
             hosts,
             timeout,
         }
     }
 
+    /// Always the same answer (for tests).
+    pub fn fixed(answer: Result<String, &'static str>) -> Rdns {
+        Rdns {
+            fixed: Some(answer),
+            resolver: None,
+            hosts: HashMap::new(),
+            timeout: Duration::from_secs(1),
+        }
+    }
+
     /// Only the given static table (for tests and for machines without DNS).
     pub fn static_table(hosts: HashMap<IpAddr, String>) -> Rdns {
         Rdns {
+            fixed: None,
             resolver: None,
             hosts,
             timeout: Duration::from_secs(1),
@@ -61,6 +74,9 @@ impl Rdns {
 
     /// The first PTR name, or `NXDOMAIN` / `DNSERROR` as Haraka records them.
     pub async fn reverse(&self, ip: IpAddr) -> Result<String, &'static str> {
+        if let Some(answer) = &self.fixed {
+            return answer.clone();
+        }
         if let Some(name) = self.hosts.get(&ip) {
             return Ok(name.clone());
         }
@@ -106,7 +122,9 @@ mod tests {
 
     #[test]
     fn hosts_file() {
-        let m = parse_hosts("127.0.0.1 localhost loc\n# x\n::1 ip6-localhost\n127.0.0.1 other\nbad line\n");
+        let m = parse_hosts(
+            "127.0.0.1 localhost loc\n# x\n::1 ip6-localhost\n127.0.0.1 other\nbad line\n",
+        );
         assert_eq!(m.get(&"127.0.0.1".parse().unwrap()).unwrap(), "localhost");
         assert_eq!(m.get(&"::1".parse().unwrap()).unwrap(), "ip6-localhost");
         assert_eq!(m.len(), 2);

@@ -47,7 +47,10 @@ impl ShutdownHandle {
 
 impl Server {
     /// Bind every address (before privileges are dropped).
-    pub async fn bind(addrs: &[SocketAddr], ctx: Arc<ServerContext>) -> Result<Server, ServerError> {
+    pub async fn bind(
+        addrs: &[SocketAddr],
+        ctx: Arc<ServerContext>,
+    ) -> Result<Server, ServerError> {
         let mut listeners = Vec::with_capacity(addrs.len());
         for &addr in addrs {
             let l = bind_one(addr).map_err(|source| ServerError::Bind { addr, source })?;
@@ -59,7 +62,10 @@ impl Server {
 
     /// The addresses actually bound (port 0 resolved).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
     }
 
     /// Serve until `shutdown` fires, then let sessions finish for at most `grace`.
@@ -101,7 +107,11 @@ impl Server {
             }
         }
         accepts.abort_all();
-        tracing::info!("shutting down: {} session(s) open, waiting up to {:?}", sessions.len(), grace);
+        tracing::info!(
+            "shutting down: {} session(s) open, waiting up to {:?}",
+            sessions.len(),
+            grace
+        );
         let drained = tokio::time::timeout(grace, async {
             while sessions.join_next().await.is_some() {}
         })

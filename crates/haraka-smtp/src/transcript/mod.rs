@@ -38,7 +38,7 @@ mod runner;
 use std::net::IpAddr;
 
 pub use matcher::matches;
-pub use runner::{TEST_DATE, TEST_UUID, apply, run};
+pub use runner::{TEST_DATE, TEST_UUID, TestEnv, apply, run};
 
 use crate::hook::{Action, Hook, Msg, Outcome};
 use crate::session::SessionConfig;

@@ -13,7 +13,9 @@ pub const TEST_UUID: &str = "CE8F089B-CD9D-4C31-8C7A-C9F0E0A61ED7";
 /// The date the runner's environment reports.
 pub const TEST_DATE: &str = "Thu, 26 Nov 2026 15:51:23 +0000";
 
-struct TestEnv {
+/// The fixed clock and UUID sequence transcripts expect.
+#[derive(Debug, Default)]
+pub struct TestEnv {
     n: u32,
 }
 
