@@ -1,0 +1,50 @@
+//! The built-in plugins, by the names Haraka users write in `config/plugins`.
+
+use haraka_plugin_api::PluginFactory;
+
+/// `(name, factory, what it does)` for every built-in plugin.
+pub const BUILTINS: &[(&str, PluginFactory, &str)] = &[
+    (
+        "tls",
+        haraka_plugin_tls::factory,
+        "STARTTLS (rustls), certificates reloaded when they change",
+    ),
+    (
+        "xclient",
+        haraka_plugin_xclient::factory,
+        "accept XCLIENT from trusted hosts",
+    ),
+    (
+        "rcpt_to.in_host_list",
+        haraka_plugin_rcpt_to_in_host_list::factory,
+        "accept recipients of the domains in host_list / host_list_regex",
+    ),
+    (
+        "queue/smtp_forward",
+        haraka_plugin_queue_smtp_forward::factory,
+        "forward every message to a backend SMTP server (with XCLIENT)",
+    ),
+    (
+        "relay",
+        haraka_plugin_relay::factory,
+        "relaying by IP ACL and destination domains",
+    ),
+    (
+        "queue/file",
+        haraka_plugin_queue_file::factory,
+        "store each accepted message as a file",
+    ),
+    (
+        "queue/test",
+        haraka_plugin_queue_file::factory,
+        "alias of queue/file",
+    ),
+];
+
+/// The factory of the built-in named `name`.
+pub fn builtin(name: &str) -> Option<PluginFactory> {
+    BUILTINS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, f, _)| *f)
+}

@@ -1,0 +1,107 @@
+//! The core settings of a root, in the shapes the server needs.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use haraka_config::{ConfigDir, ConfigErrors, Diag, ListenAddr, hostname};
+use haraka_smtp::SessionConfig;
+
+/// Everything the binary needs from `smtp.ini` and the core flat files.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: Vec<SocketAddr>,
+    pub session: SessionConfig,
+    pub inactivity_timeout: Duration,
+    pub force_shutdown_timeout: Duration,
+    pub rdns_timeout: Duration,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub daemonize: bool,
+}
+
+impl Settings {
+    /// The hook timeout of `plugin` (`<plugin>.timeout`, `plugin_timeout`, 30 s).
+    pub fn plugin_timeout(&self, config: &ConfigDir, plugin: &str) -> Option<Duration> {
+        config.plugin_timeout(plugin)
+    }
+}
+
+/// Read `smtp.ini` and the core flat files; every problem is collected.
+pub fn load(config: &ConfigDir) -> Result<Settings, ConfigErrors> {
+    let (smtp, core) = match (config.smtp_ini(), config.core()) {
+        (Ok(s), Ok(c)) => (s, c),
+        (a, b) => {
+            let mut all = Vec::new();
+            if let Err(e) = a {
+                all.extend(e.0);
+            }
+            if let Err(e) = b {
+                all.extend(e.0);
+            }
+            return Err(ConfigErrors(all));
+        }
+    };
+    let mut errors = Vec::new();
+    let mut listen = Vec::new();
+    for addr in &smtp.listen {
+        match addr {
+            ListenAddr::Tcp(a) => listen.push(*a),
+            ListenAddr::Host { host, port } => match (host.as_str(), *port).to_socket_addrs() {
+                Ok(found) => listen.extend(found),
+                Err(e) => errors.push(diag(config, format!("listen: cannot resolve {host}: {e}"))),
+            },
+            ListenAddr::Unix { path, .. } => errors.push(diag(
+                config,
+                format!(
+                    "listen: Unix sockets ({}) are not supported by haraka-rs",
+                    path.display()
+                ),
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let short_hostname = hostname()
+        .split('.')
+        .next()
+        .unwrap_or("localhost")
+        .to_owned();
+    let session = SessionConfig {
+        me: core.me,
+        greeting: core.smtpgreeting,
+        show_version: smtp.headers.show_version,
+        version: "Haraka/3.0.0".to_owned(),
+        ehlo_hello_message: core.ehlo_hello_message,
+        connection_close_message: core.connection_close_message,
+        databytes: core.databytes,
+        max_line_length: core.max_line_length,
+        max_data_line_length: core.max_data_line_length,
+        smtputf8: smtp.smtputf8,
+        strict_rfc1869: smtp.strict_rfc1869,
+        deny_includes_uuid: core.deny_includes_uuid,
+        banner_includes_uuid: core.banner_includes_uuid,
+        add_received: smtp.headers.add_received,
+        max_received: smtp.headers.max_received,
+        clean_auth_results: smtp.headers.clean_auth_results,
+        short_hostname,
+    };
+    Ok(Settings {
+        listen,
+        session,
+        inactivity_timeout: smtp.inactivity_timeout,
+        force_shutdown_timeout: smtp.force_shutdown_timeout,
+        rdns_timeout: Duration::from_secs(5),
+        user: smtp.user,
+        group: smtp.group,
+        daemonize: smtp.daemonize,
+    })
+}
+
+fn diag(config: &ConfigDir, message: String) -> Diag {
+    Diag {
+        file: config.path("smtp.ini"),
+        line: 0,
+        message,
+    }
+}
