@@ -1,1 +1,88 @@
-//! Outbound delivery for haraka-rs: MX lookup, retries, bounces.
+//! Outbound delivery for haraka-rs: Haraka's outbound queue and its delivery engine.
+//!
+//! Owns: turning a relayed message into durable queue items (one per recipient domain,
+//! `always_split` honoured, `Received` / `Message-Id` / `Date` as Haraka adds them),
+//! the scheduler (`concurrency_max`, Haraka's retry schedule, SIGHUP-style
+//! "retry now"), MX selection (the `get_mx` hook, DNS MX, implicit MX, null MX,
+//! loop protection, preference order and fallback) behind the [`MxResolver`] trait,
+//! the SMTP session through `haraka-client` (EHLO/HELO, STARTTLS policy, pipelined
+//! envelope, per-recipient results), RFC 3464 bounces from `outbound.bounce_message`,
+//! and the outbound hooks `send_email`, `get_mx`, `delivered`, `deferred`, `bounce`
+//! (plus `pre_send_trans_email`).
+//!
+//! It must never answer a message as queued before it is durable, never bounce to
+//! the null sender, never let one message (a bad file, a DNS failure, a TLS or
+//! protocol error, a panic) affect another, and never speak SMTP except through
+//! `haraka-client`.
+
+pub mod bounce;
+pub mod config;
+pub mod dsn;
+mod engine;
+pub mod enqueue;
+mod job;
+pub mod mx;
+pub mod resolver;
+pub mod session;
+pub mod util;
+
+use std::sync::Arc;
+
+pub use bounce::BounceTemplates;
+pub use config::OutboundConfig;
+pub use engine::{Event, Outbound, OutboundBuilder, Status};
+pub use haraka_plugin_api::BoxFuture;
+pub use resolver::{HickoryResolver, LookupError, MxRecord, MxResolver, StaticResolver};
+
+/// Why the engine could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboundError {
+    #[error("{0}")]
+    Queue(#[from] haraka_queue::QueueError),
+    #[error("DNS resolver: {0}")]
+    Resolver(#[from] LookupError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the outbound engine is not running")]
+    Stopped,
+}
+
+/// Outbound STARTTLS settings, built by the caller from `tls.ini` `[outbound]`
+/// (the tls plugin's `OutboundTls` has the same fields).
+#[derive(Clone, Default)]
+pub struct TlsPolicy {
+    /// Opportunistic STARTTLS (`None`: never STARTTLS unless required).
+    pub config: Option<Arc<rustls::ClientConfig>>,
+    /// A verifying configuration for `force_tls_hosts`.
+    pub verified: Option<Arc<rustls::ClientConfig>>,
+    /// TLS required and verified for these MX hosts or recipient domains.
+    pub force_tls_hosts: Vec<String>,
+    /// Never STARTTLS to these hosts, addresses (CIDR allowed) or domains.
+    pub no_tls_hosts: Vec<String>,
+}
+
+impl std::fmt::Debug for TlsPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsPolicy")
+            .field("config", &self.config.is_some())
+            .field("verified", &self.verified.is_some())
+            .field("force_tls_hosts", &self.force_tls_hosts)
+            .field("no_tls_hosts", &self.no_tls_hosts)
+            .finish()
+    }
+}
+
+/// Hooks that do nothing (every hook answers CONT): outbound without plugins.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoHooks;
+
+impl haraka_plugin_api::OutboundHooks for NoHooks {
+    fn run<'a>(
+        &'a self,
+        _hook: haraka_plugin_api::Hook,
+        _mail: &'a mut haraka_plugin_api::OutboundMail,
+        _args: &'a haraka_plugin_api::OutboundArgs,
+    ) -> BoxFuture<'a, haraka_plugin_api::Outcome> {
+        haraka_plugin_api::ready(haraka_plugin_api::Outcome::cont())
+    }
+}

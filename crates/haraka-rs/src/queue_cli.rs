@@ -1,9 +1,12 @@
-//! Outbound engine start-up and the queue commands (wired to haraka-outbound).
+//! The outbound engine's start-up, and the queue commands (`--qlist`, ...).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context as _;
+use haraka_config::ConfigDir;
+use haraka_outbound::{Outbound, TlsPolicy};
 use haraka_plugin_api::OutboundQueue;
 
 use crate::app::App;
@@ -11,33 +14,89 @@ use crate::app::App;
 /// A running outbound engine.
 #[derive(Clone)]
 pub struct OutboundHandle {
-    queue: Arc<dyn OutboundQueue>,
+    engine: Outbound,
 }
 
 impl OutboundHandle {
+    /// The engine as the server's `OutboundQueue`.
     pub fn queue(&self) -> Arc<dyn OutboundQueue> {
-        self.queue.clone()
+        Arc::new(self.engine.clone())
     }
-    pub fn retry_now(&self) {}
-    pub async fn shutdown(&self) {}
+
+    /// SIGHUP: every deferred delivery is due now.
+    pub fn retry_now(&self) {
+        self.engine.retry_all_now();
+    }
+
+    pub async fn shutdown(&self) {
+        self.engine.shutdown();
+    }
 }
 
-pub async fn start_outbound(_app: &App) -> anyhow::Result<Option<OutboundHandle>> {
-    Ok(None)
+/// Start Haraka's outbound engine for `app`: relayed mail that no `queue_outbound`
+/// plugin took is queued durably in `ROOT/queue` (or `queue_dir`) and delivered by MX.
+pub async fn start_outbound(app: &App) -> anyhow::Result<Option<OutboundHandle>> {
+    let tls = match haraka_plugin_tls::OutboundTls::load(&app.config) {
+        Ok(t) => TlsPolicy {
+            config: Some(t.config),
+            verified: t.verified,
+            force_tls_hosts: t.force_tls_hosts,
+            no_tls_hosts: t.no_tls_hosts,
+        },
+        Err(e) => {
+            tracing::warn!("outbound TLS disabled: {e}");
+            TlsPolicy::default()
+        }
+    };
+    let hooks = Arc::new(app.pipeline.clone());
+    let (engine, warnings) =
+        Outbound::from_config_dir(&app.config, &app.settings.session.me, hooks, tls)
+            .context("cannot start the outbound queue")?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    engine.start().await.context("cannot recover the outbound queue")?;
+    Ok(Some(OutboundHandle { engine }))
 }
 
-pub fn list(_root: &Path) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("queue commands are wired with the outbound engine")
+fn queue_dir(root: &Path) -> anyhow::Result<PathBuf> {
+    let cfg = ConfigDir::open(root).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(haraka_queue::resolve_queue_dir(
+        cfg.root(),
+        cfg.value("queue_dir").as_deref(),
+    ))
 }
+
+/// `--qlist`.
+pub fn list(root: &Path) -> anyhow::Result<ExitCode> {
+    for line in haraka_queue::cli::qlist(&queue_dir(root)?)? {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--qstat`.
 pub fn stat(root: &Path) -> anyhow::Result<ExitCode> {
-    list(root)
+    println!("{}", haraka_queue::cli::qstat(&queue_dir(root)?)?);
+    Ok(ExitCode::SUCCESS)
 }
+
+/// `--qempty`.
 pub fn empty(root: &Path) -> anyhow::Result<ExitCode> {
-    list(root)
+    let n = haraka_queue::cli::qempty(&queue_dir(root)?)?;
+    println!("removed {n} queued deliver{}", if n == 1 { "y" } else { "ies" });
+    Ok(ExitCode::SUCCESS)
 }
+
+/// `--qretry`: for a stopped server (a running one: SIGHUP).
 pub fn retry(root: &Path) -> anyhow::Result<ExitCode> {
-    list(root)
+    let n = haraka_queue::cli::retry_now(&queue_dir(root)?, None)?;
+    println!("{n} queued deliver{} due now", if n == 1 { "y is" } else { "ies are" });
+    Ok(ExitCode::SUCCESS)
 }
-pub fn show(root: &Path, _id: &str) -> anyhow::Result<ExitCode> {
-    list(root)
+
+/// `--qshow ID`.
+pub fn show(root: &Path, id: &str) -> anyhow::Result<ExitCode> {
+    println!("{}", haraka_queue::cli::inspect(&queue_dir(root)?, id)?);
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,334 @@
+//! `config/outbound.ini` `[main]` and Haraka's legacy `outbound.*` files.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use haraka_config::{ConfigDir, ConfigErrors, Diag, is_true};
+
+/// Outbound settings, with Haraka 3.0.0's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundConfig {
+    /// `me`: outbound EHLO name, Message-Id domain, bounce sender domain.
+    pub me: String,
+    /// Keep queueing but do not deliver.
+    pub disabled: bool,
+    /// Parallel deliveries (10000).
+    pub concurrency_max: usize,
+    /// Opportunistic STARTTLS (true).
+    pub enable_tls: bool,
+    /// Try AAAA addresses of each MX before A (false: A only).
+    pub ipv6_enabled: bool,
+    /// One delivery per recipient instead of per domain.
+    pub always_split: bool,
+    /// Text of the added `Received:` (`None` = `disabled`).
+    pub received_header: Option<String>,
+    /// TCP connect timeout, also the limit for every step of the SMTP session (30 s).
+    pub connect_timeout: Duration,
+    /// Accept MX hosts that resolve to this machine.
+    pub local_mx_ok: bool,
+    /// Retry schedule; its length is the number of temporary failures tolerated.
+    pub temp_fail_intervals: Vec<Duration>,
+    /// haraka-rs: port used for MX hosts that come without one (25).
+    pub smtp_port: u16,
+    /// haraka-rs: name servers to ask instead of the system resolver.
+    pub nameservers: Vec<SocketAddr>,
+}
+
+impl OutboundConfig {
+    /// Haraka's defaults with `me` as the host name.
+    pub fn new(me: &str) -> OutboundConfig {
+        OutboundConfig {
+            me: me.to_owned(),
+            disabled: false,
+            concurrency_max: 10_000,
+            enable_tls: true,
+            ipv6_enabled: false,
+            always_split: false,
+            received_header: Some("Haraka outbound".to_owned()),
+            connect_timeout: Duration::from_secs(30),
+            local_mx_ok: false,
+            temp_fail_intervals: default_intervals(13),
+            smtp_port: 25,
+            nameservers: Vec::new(),
+        }
+    }
+
+    /// Read `outbound.ini` and the legacy files. Problems that Haraka only logs come
+    /// back as warnings; a file that cannot be parsed is an error.
+    pub fn load(cfg: &ConfigDir, me: &str) -> Result<(OutboundConfig, Vec<Diag>), ConfigErrors> {
+        let ini = cfg.ini("outbound.ini")?;
+        let mut warnings = Vec::new();
+        if let Some(main) = ini.section("main") {
+            for (key, v) in &main.entries {
+                if !KNOWN_KEYS.contains(&key.as_str()) {
+                    warnings.push(Diag {
+                        file: v.file.clone(),
+                        line: v.line,
+                        message: format!("unknown outbound.ini key {key:?} (ignored)"),
+                    });
+                }
+            }
+        }
+        let mut warn = |msg: String| {
+            warnings.push(Diag {
+                file: cfg.path("outbound.ini"),
+                line: 0,
+                message: msg,
+            })
+        };
+        let mut c = OutboundConfig::new(me);
+        let legacy = |name: &str| cfg.value(name).filter(|v| !v.trim().is_empty());
+
+        c.disabled = ini.get_bool("main", "disabled", false)
+            || legacy("outbound.disabled").is_some_and(|v| is_true(&v));
+        c.enable_tls = ini.get_bool("main", "enable_tls", true)
+            || legacy("outbound.enable_tls").is_some_and(|v| is_true(&v));
+        c.ipv6_enabled = ini.get_bool("main", "ipv6_enabled", false)
+            || legacy("outbound.ipv6_enabled").is_some_and(|v| is_true(&v));
+        c.always_split = ini.get_bool("main", "always_split", false);
+        c.local_mx_ok = ini.get_bool("main", "local_mx_ok", false);
+
+        let num = |key: &str, file: Option<&str>| {
+            let raw = ini
+                .get("main", key)
+                .map(str::to_owned)
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| file.and_then(&legacy));
+            raw.and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|n| *n > 0.0)
+        };
+        if let Some(n) = num("concurrency_max", Some("outbound.concurrency_max")) {
+            c.concurrency_max = n as usize;
+        }
+        if let Some(t) =
+            num("connect_timeout", None).and_then(|n| Duration::try_from_secs_f64(n).ok())
+        {
+            c.connect_timeout = t;
+        }
+        let max_temp = num("maxTempFailures", Some("outbound.maxTempFailures"))
+            .map(|n| n as u32)
+            .unwrap_or(13);
+
+        let received = ini
+            .get("main", "received_header")
+            .map(str::to_owned)
+            .filter(|v| !v.is_empty())
+            .or_else(|| legacy("outbound.received_header"))
+            .unwrap_or_else(|| "Haraka outbound".to_owned());
+        c.received_header = (received != "disabled").then_some(received);
+
+        let intervals = ini
+            .get("main", "temp_fail_intervals")
+            .map(str::to_owned)
+            .filter(|v| !v.is_empty())
+            .or_else(|| legacy("outbound.temp_fail_intervals"));
+        c.temp_fail_intervals = match intervals {
+            None => default_intervals(max_temp),
+            Some(text) => match parse_temp_fail_intervals(&text) {
+                Ok(v) => v,
+                Err(e) => {
+                    warn(format!(
+                        "temp_fail_intervals syntax error: {e}; using the default schedule"
+                    ));
+                    default_intervals(max_temp)
+                }
+            },
+        };
+
+        if let Some(p) = ini.get("main", "smtp_port").map(str::trim) {
+            match p.parse::<u16>() {
+                Ok(port) if port > 0 => c.smtp_port = port,
+                _ => warn(format!("smtp_port: not a port number: {p:?}")),
+            }
+        }
+        if let Some(list) = ini.get("main", "nameservers") {
+            for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match parse_nameserver(item) {
+                    Some(addr) => c.nameservers.push(addr),
+                    None => warn(format!("nameservers: not an address: {item:?}")),
+                }
+            }
+        }
+        Ok((c, warnings))
+    }
+}
+
+/// `[main]` keys of `outbound.ini` (Haraka 3.0.0's, the shipped file's unused
+/// leftovers, and haraka-rs's `smtp_port` and `nameservers`).
+const KNOWN_KEYS: [&str; 14] = [
+    "disabled",
+    "concurrency_max",
+    "enable_tls",
+    "ipv6_enabled",
+    "always_split",
+    "received_header",
+    "connect_timeout",
+    "local_mx_ok",
+    "temp_fail_intervals",
+    "maxTempFailures",
+    "load_pid_queue",
+    "flush_queue",
+    "smtp_port",
+    "nameservers",
+];
+
+/// Haraka's schedule when `temp_fail_intervals` is unset: 2^(n+5) s for n = 1 …
+/// `max_temp_failures - 1`.
+pub fn default_intervals(max_temp_failures: u32) -> Vec<Duration> {
+    (1..max_temp_failures.min(40))
+        .map(|i| Duration::from_secs(1u64 << (i + 5)))
+        .collect()
+}
+
+/// Parse `1m, 5m*2, 1h*3` (units `s m h d`, `*N` repeats, each value ≥ 5 s) or
+/// `none` (no retries).
+pub fn parse_temp_fail_intervals(text: &str) -> Result<Vec<Duration>, String> {
+    let input: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if input.is_empty() {
+        return Err("nothing specified".into());
+    }
+    if input == "none" {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for (i, item) in input.split(',').enumerate() {
+        let err = |m: &str| format!("element {i}: {m}");
+        let (span, count) = match item.split_once('*') {
+            None => (item, 1u32),
+            Some((span, n)) => {
+                if n.contains('*') {
+                    return Err(err("too many *"));
+                }
+                (
+                    span,
+                    n.parse::<u32>()
+                        .map_err(|_| err("multiplier is not an integer"))?,
+                )
+            }
+        };
+        if span.len() < 2 {
+            return Err(err("invalid time span"));
+        }
+        let (num, unit) = span.split_at(span.len() - 1);
+        let num: f64 = num.parse().map_err(|_| err("invalid number or symbol"))?;
+        let secs = match unit {
+            "s" => num,
+            "m" => num * 60.0,
+            "h" => num * 3600.0,
+            "d" => num * 86400.0,
+            _ => return Err(err("invalid time span symbol")),
+        };
+        if secs.is_nan() || secs < 5.0 || !secs.is_finite() {
+            return Err(err("delay time too small, should be >=5 seconds"));
+        }
+        if out.len() + count as usize > 100_000 {
+            return Err(err("too many intervals"));
+        }
+        let span = Duration::try_from_secs_f64(secs).map_err(|_| err("delay time too large"))?;
+        out.extend(std::iter::repeat_n(span, count as usize));
+    }
+    if out.is_empty() {
+        return Err("unexpected parsing result".into());
+    }
+    Ok(out)
+}
+
+/// `ip`, `ip:port` or `[ipv6]:port`; the port defaults to 53.
+fn parse_nameserver(s: &str) -> Option<SocketAddr> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Some(addr);
+    }
+    s.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, 53))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::*;
+
+    fn secs(v: &[u64]) -> Vec<Duration> {
+        v.iter().map(|s| Duration::from_secs(*s)).collect()
+    }
+
+    #[test]
+    fn interval_table() {
+        let ok: [(&str, Vec<Duration>); 6] = [
+            ("1m, 5m*2, 1h*3", secs(&[60, 300, 300, 3600, 3600, 3600])),
+            ("5s*2", secs(&[5, 5])),
+            ("none", Vec::new()),
+            ("NONE", Vec::new()),
+            ("1d", secs(&[86400])),
+            ("10S , 1M", secs(&[10, 60])),
+        ];
+        for (text, want) in ok {
+            assert_eq!(parse_temp_fail_intervals(text).unwrap(), want, "{text}");
+        }
+        for bad in [
+            "", "4s", "1x", "m", "1m*2*3", "1m*x", "abc", "1m,,2m", "1m*0",
+        ] {
+            assert!(parse_temp_fail_intervals(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn default_schedule_is_haraka_s() {
+        let d = default_intervals(13);
+        assert_eq!(d.len(), 12);
+        assert_eq!(d[0], Duration::from_secs(64));
+        assert_eq!(d[11], Duration::from_secs(131072));
+        assert!(default_intervals(1).is_empty());
+    }
+
+    #[test]
+    fn nameserver_forms() {
+        assert_eq!(
+            parse_nameserver("127.0.0.1:5353"),
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
+        assert_eq!(parse_nameserver("::1"), Some("[::1]:53".parse().unwrap()));
+        assert_eq!(parse_nameserver("dns.example"), None);
+    }
+
+    #[test]
+    fn loads_outbound_ini_and_legacy_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = tmp.path().join("config");
+        std::fs::create_dir(&conf).unwrap();
+        std::fs::write(
+            conf.join("outbound.ini"),
+            "always_split=true\nenable_tls=false\nconcurrency_max=7\nreceived_header=disabled\n\
+             temp_fail_intervals=5s*2\nsmtp_port=2525\nnameservers=127.0.0.1:5300, bogus\nfoo=1\n",
+        )
+        .unwrap();
+        std::fs::write(conf.join("outbound.ipv6_enabled"), "1\n").unwrap();
+        let dir = ConfigDir::open(tmp.path()).unwrap();
+        let (c, warnings) = OutboundConfig::load(&dir, "mx.test").unwrap();
+        assert!(c.always_split && !c.enable_tls && c.ipv6_enabled);
+        assert_eq!(c.concurrency_max, 7);
+        assert_eq!(c.received_header, None);
+        assert_eq!(c.temp_fail_intervals, secs(&[5, 5]));
+        assert_eq!(c.smtp_port, 2525);
+        assert_eq!(c.nameservers, vec!["127.0.0.1:5300".parse().unwrap()]);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].message.contains("\"foo\"") && warnings[0].line == 8);
+
+        std::fs::write(
+            conf.join("outbound.ini"),
+            "temp_fail_intervals=2s\nmaxTempFailures=3\n",
+        )
+        .unwrap();
+        let (c, warnings) = OutboundConfig::load(&dir, "mx.test").unwrap();
+        assert_eq!(c.temp_fail_intervals, secs(&[64, 128]));
+        assert_eq!(warnings.len(), 1);
+        assert!(c.enable_tls);
+        assert_eq!(c.received_header.as_deref(), Some("Haraka outbound"));
+    }
+}

@@ -1,0 +1,636 @@
+//! One delivery attempt of one queued message (Haraka's `HMailItem`): load,
+//! `send_email`, `get_mx`, the SMTP sessions, then delivered / deferred / bounced.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use haraka_plugin_api::{Action, Hook, MxHost, OutboundArgs, OutboundMail};
+use haraka_queue::{
+    Envelope, NewItem, QueueEntry, QueueError, QueueName, QueueStore, StoredMessage, now_ms,
+};
+use haraka_smtp::Address;
+use serde_json::Value;
+
+use crate::bounce::{self, BounceInput};
+use crate::dsn::RcptDsn;
+use crate::engine::{Event, Inner};
+use crate::mx::{self, MxFailure, PluginMx};
+use crate::session::{self, Accepted, SessionOutcome, SessionParams, TlsChoice};
+use crate::util::host_in_list;
+
+/// Run one delivery in its own task, so that a panic in it (a plugin bug) costs only
+/// that message a temporary failure; when its retries run out the file is moved aside
+/// instead of bounced (the bounce would run the same plugins again).
+pub(crate) async fn supervise(inner: Arc<Inner>, entry: QueueEntry) {
+    let task = tokio::spawn(process(Arc::clone(&inner), entry.clone()));
+    let Err(e) = task.await else { return };
+    let err = format!("delivery task failed: {e}");
+    tracing::error!(file = %entry.file, error = %err, "delivery failed unexpectedly");
+    let attempts = entry.name.attempts + 1;
+    let Some(delay) = inner
+        .cfg
+        .temp_fail_intervals
+        .get(attempts as usize - 1)
+        .copied()
+    else {
+        quarantine(&inner, &entry.file, &err).await;
+        return;
+    };
+    let next = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+    let store = Arc::clone(&inner.store);
+    let stale = entry.clone();
+    match blocking(move || reschedule_current(&*store, &stale, attempts, next)).await {
+        Ok(renamed) => {
+            inner.schedule(renamed, next);
+            inner.emit(Event::Deferred {
+                id: entry.envelope.uuid.clone(),
+                attempts,
+                next_attempt: next,
+                err,
+            });
+        }
+        Err(e) => inner.emit(Event::Dropped {
+            id: entry.envelope.uuid.clone(),
+            reason: format!("{err}; then: {e}"),
+        }),
+    }
+}
+
+/// Rename to a new schedule; if a queue tool renamed the file meanwhile, rename that.
+fn reschedule_current(
+    store: &dyn QueueStore,
+    entry: &QueueEntry,
+    attempts: u32,
+    next: u64,
+) -> Result<QueueEntry, QueueError> {
+    match store.reschedule(entry, attempts, next) {
+        Err(e) if e.is_not_found() => match store.locate(&entry.name)? {
+            Some(file) => store.reschedule(
+                &QueueEntry {
+                    file,
+                    ..entry.clone()
+                },
+                attempts,
+                next,
+            ),
+            None => Err(e),
+        },
+        other => other,
+    }
+}
+
+/// A loaded message being delivered.
+struct Job {
+    entry: QueueEntry,
+    mail: OutboundMail,
+    message: Arc<[u8]>,
+    /// Reported once every file operation of the attempt is done.
+    events: Vec<Event>,
+}
+
+impl Job {
+    fn envelope(&self) -> &Envelope {
+        &self.entry.envelope
+    }
+    fn id(&self) -> String {
+        self.entry.envelope.uuid.clone()
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, QueueError> + Send + 'static,
+) -> Result<T, QueueError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(QueueError::Io(std::io::Error::other(e.to_string()))))
+}
+
+async fn process(inner: Arc<Inner>, entry: QueueEntry) {
+    let store = Arc::clone(&inner.store);
+    let (file, name) = (entry.file.clone(), entry.name.clone());
+    let loaded: Result<StoredMessage, QueueError> =
+        blocking(move || load_current(&*store, &file, &name)).await;
+    let stored = match loaded {
+        Ok(s) => s,
+        Err(e) if e.is_not_found() => {
+            inner.emit(Event::Dropped {
+                id: entry.envelope.uuid.clone(),
+                reason: "queue file vanished".into(),
+            });
+            return;
+        }
+        Err(e) if e.is_corrupt() || matches!(e, QueueError::BadName(_)) => {
+            quarantine(&inner, &entry.file, &e.to_string()).await;
+            return;
+        }
+        Err(e) => {
+            let err = format!("Error reading queue file {}: {e}", entry.file);
+            let mut job = Job {
+                mail: mail_of(&entry),
+                entry,
+                message: Arc::from(&b""[..]),
+                events: Vec::new(),
+            };
+            let rcpts = with_dsn(
+                &job.entry.envelope.rcpt_to,
+                &RcptDsn::internal(450, 3, 0, &err),
+            );
+            temp_fail(&inner, &mut job, rcpts, err).await;
+            flush(&inner, &mut job);
+            return;
+        }
+    };
+    let mut job = Job {
+        mail: mail_of(&stored.entry),
+        entry: stored.entry,
+        message: Arc::from(stored.message),
+        events: Vec::new(),
+    };
+    deliver(&inner, &mut job).await;
+    flush(&inner, &mut job);
+}
+
+fn flush(inner: &Inner, job: &mut Job) {
+    for e in job.events.drain(..) {
+        inner.emit(e);
+    }
+}
+
+/// Load `file`; if a queue tool renamed it meanwhile, load it under its new name.
+fn load_current(
+    store: &dyn QueueStore,
+    file: &str,
+    name: &QueueName,
+) -> Result<StoredMessage, QueueError> {
+    match store.load(file) {
+        Err(e) if e.is_not_found() => match store.locate(name)? {
+            Some(current) => store.load(&current),
+            None => Err(e),
+        },
+        other => other,
+    }
+}
+
+async fn quarantine(inner: &Inner, file: &str, reason: &str) {
+    tracing::error!(file, reason, "unreadable queue file moved aside");
+    let store = Arc::clone(&inner.store);
+    let f = file.to_owned();
+    if let Err(e) = blocking(move || store.quarantine(&f)).await {
+        tracing::error!(file, error = %e, "could not move the unreadable queue file aside");
+    }
+    inner.emit(Event::Quarantined {
+        file: file.to_owned(),
+        reason: reason.to_owned(),
+    });
+}
+
+fn mail_of(entry: &QueueEntry) -> OutboundMail {
+    let e = &entry.envelope;
+    OutboundMail {
+        id: e.uuid.clone(),
+        domain: e.domain.clone(),
+        mail_from: e.mail_from.clone(),
+        rcpt_to: e.rcpt_to.clone(),
+        notes: e.notes.clone(),
+        attempts: entry.name.attempts,
+        mx: None,
+    }
+}
+
+fn with_dsn(rcpts: &[Address], dsn: &RcptDsn) -> Vec<(Address, RcptDsn)> {
+    rcpts.iter().map(|a| (a.clone(), dsn.clone())).collect()
+}
+
+async fn deliver(inner: &Inner, job: &mut Job) {
+    let sent = inner
+        .hooks
+        .run(Hook::SendEmail, &mut job.mail, &OutboundArgs::None)
+        .await;
+    if sent.action == Action::Delay {
+        let secs = sent
+            .msg
+            .as_ref()
+            .and_then(|m| m.joined().trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let next = now_ms().saturating_add(secs.saturating_mul(1000));
+        let attempts = job.entry.name.attempts;
+        reschedule(inner, job, attempts, next, "delayed by send_email".into()).await;
+        return;
+    }
+    let hosts = match choose_mx(inner, job).await {
+        Ok(h) => h,
+        Err(MxFailure::Bounce(err, dsn)) => {
+            let rcpts = with_dsn(&job.envelope().rcpt_to, &dsn);
+            bounce(inner, job, rcpts, &err).await;
+            remove(inner, &job.entry.file).await;
+            return;
+        }
+        Err(MxFailure::TempFail(err, dsn)) => {
+            let rcpts = with_dsn(&job.envelope().rcpt_to, &dsn);
+            temp_fail(inner, job, rcpts, err).await;
+            return;
+        }
+    };
+    let outcome = try_hosts(inner, job, &hosts).await;
+    finish(inner, job, outcome).await;
+}
+
+async fn choose_mx(inner: &Inner, job: &mut Job) -> Result<Vec<MxHost>, MxFailure> {
+    let args = OutboundArgs::GetMx {
+        domain: job.envelope().domain.clone(),
+    };
+    let outcome = inner.hooks.run(Hook::GetMx, &mut job.mail, &args).await;
+    match mx::from_plugin(&outcome, &job.mail, inner.cfg.smtp_port) {
+        PluginMx::Hosts(h) => Ok(h),
+        PluginMx::Fail(f) => Err(f),
+        PluginMx::Dns => {
+            mx::from_dns(
+                &*inner.resolver,
+                &job.envelope().domain,
+                &inner.cfg.me,
+                inner.cfg.local_mx_ok,
+                inner.cfg.smtp_port,
+            )
+            .await
+        }
+    }
+}
+
+/// What the attempt over all hosts came to.
+enum Attempt {
+    Whole(SessionOutcome),
+    Finished {
+        accepted: Option<(Accepted, String, IpAddr, u16)>,
+        ok: Vec<usize>,
+        deferred: Vec<(usize, RcptDsn)>,
+        bounced: Vec<(usize, RcptDsn)>,
+    },
+}
+
+/// Each MX in order, each of its addresses in turn, until one session ends with an
+/// answer about the message.
+async fn try_hosts(inner: &Inner, job: &Job, hosts: &[MxHost]) -> Attempt {
+    let notes = &job.mail.notes;
+    let helo = notes
+        .get("outbound_helo")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&inner.cfg.me)
+        .to_owned();
+    let bind = notes
+        .get("outbound_ip")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse::<IpAddr>().ok());
+    let domain = job.envelope().domain.clone();
+    for mx in hosts {
+        let addrs = mx::addresses(&*inner.resolver, mx, inner.cfg.ipv6_enabled).await;
+        for ip in addrs {
+            let mut tls = tls_choice(inner, job, mx, ip, &domain);
+            loop {
+                let params = SessionParams {
+                    addr: SocketAddr::new(ip, mx.port),
+                    exchange: &mx.exchange,
+                    helo: &helo,
+                    bind,
+                    tls: tls.clone(),
+                    mail_from: job.envelope().mail_from.as_ref(),
+                    rcpts: &job.envelope().rcpt_to,
+                    message: &job.message,
+                    timeout: inner.cfg.connect_timeout,
+                };
+                match session::run(&params).await {
+                    SessionOutcome::NextAddress(e) => {
+                        tracing::info!(id = %job.id(), error = %e, "trying the next address");
+                        break;
+                    }
+                    SessionOutcome::RetryPlain(e) => {
+                        tracing::info!(id = %job.id(), host = %mx.exchange, error = %e,
+                            "TLS handshake failed; retrying without TLS");
+                        if matches!(tls, TlsChoice::Opportunistic(_)) {
+                            tls = TlsChoice::Off;
+                            continue;
+                        }
+                        break;
+                    }
+                    SessionOutcome::Finished {
+                        accepted,
+                        ok,
+                        deferred,
+                        bounced,
+                    } => {
+                        return Attempt::Finished {
+                            accepted: accepted.map(|a| (a, mx.exchange.clone(), ip, mx.port)),
+                            ok,
+                            deferred,
+                            bounced,
+                        };
+                    }
+                    whole => return Attempt::Whole(whole),
+                }
+            }
+        }
+    }
+    let err = format!("Tried all MXs {domain}");
+    Attempt::Whole(SessionOutcome::TempFail(
+        "Tried all MXs".into(),
+        RcptDsn::internal(550, 1, 2, &err),
+    ))
+}
+
+fn tls_choice(inner: &Inner, job: &Job, mx: &MxHost, ip: IpAddr, domain: &str) -> TlsChoice {
+    let p = &inner.tls;
+    let forced = job.envelope().force_tls
+        || host_in_list(&p.force_tls_hosts, &mx.exchange)
+        || host_in_list(&p.force_tls_hosts, domain);
+    if forced {
+        return TlsChoice::Required(p.verified.clone());
+    }
+    let excluded = host_in_list(&p.no_tls_hosts, &ip.to_string())
+        || host_in_list(&p.no_tls_hosts, &mx.exchange)
+        || host_in_list(&p.no_tls_hosts, domain);
+    match &p.config {
+        Some(cfg) if inner.cfg.enable_tls && !excluded => TlsChoice::Opportunistic(Arc::clone(cfg)),
+        _ => TlsChoice::Off,
+    }
+}
+
+async fn finish(inner: &Inner, job: &mut Job, attempt: Attempt) {
+    let all = job.envelope().rcpt_to.clone();
+    match attempt {
+        Attempt::Whole(SessionOutcome::Bounce(err, dsn)) => {
+            bounce(inner, job, with_dsn(&all, &dsn), &err).await;
+            remove(inner, &job.entry.file).await;
+        }
+        Attempt::Whole(SessionOutcome::TempFail(err, dsn)) => {
+            temp_fail(inner, job, with_dsn(&all, &dsn), err).await;
+        }
+        Attempt::Whole(other) => {
+            // NextAddress / RetryPlain never end the loop; treat as a retry.
+            tracing::error!(id = %job.id(), outcome = ?other, "unexpected delivery outcome");
+            let dsn = RcptDsn::internal(450, 4, 0, "unexpected delivery outcome");
+            temp_fail(inner, job, with_dsn(&all, &dsn), "delivery failed".into()).await;
+        }
+        Attempt::Finished {
+            accepted,
+            ok,
+            deferred,
+            bounced,
+        } => {
+            let pick = |list: &[(usize, RcptDsn)]| -> Vec<(Address, RcptDsn)> {
+                list.iter()
+                    .filter_map(|(i, d)| all.get(*i).map(|a| (a.clone(), d.clone())))
+                    .collect()
+            };
+            let deferred = pick(&deferred);
+            let bounced = pick(&bounced);
+            if let Some((acc, host, ip, port)) = accepted {
+                delivered(inner, job, &ok, acc, host, ip, port).await;
+            }
+            let mut keep_file = false;
+            if !deferred.is_empty() {
+                let err = format!("Some recipients temp failed: {}", list_of(&deferred));
+                if deferred.len() == all.len() {
+                    temp_fail(inner, job, deferred, err).await;
+                    keep_file = true;
+                } else {
+                    split_and_defer(inner, job, deferred, err).await;
+                }
+            }
+            if !bounced.is_empty() {
+                let err = format!("Some recipients failed: {}", list_of(&bounced));
+                bounce(inner, job, bounced, &err).await;
+            }
+            if !keep_file {
+                remove(inner, &job.entry.file).await;
+            }
+        }
+    }
+}
+
+fn list_of(rcpts: &[(Address, RcptDsn)]) -> String {
+    rcpts
+        .iter()
+        .map(|(a, _)| a.format())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn delivered(
+    inner: &Inner,
+    job: &mut Job,
+    ok: &[usize],
+    acc: Accepted,
+    host: String,
+    ip: IpAddr,
+    port: u16,
+) {
+    let ok_recips: Vec<Address> = ok
+        .iter()
+        .filter_map(|i| job.envelope().rcpt_to.get(*i).cloned())
+        .collect();
+    tracing::info!(id = %job.id(), domain = %job.envelope().domain, host = %host, ip = %ip,
+        port, tls = acc.secured, response = %acc.response, rcpts = ok_recips.len(), "delivered");
+    let args = OutboundArgs::Delivered {
+        host: host.clone(),
+        ip: ip.to_string(),
+        port,
+        response: acc.response.clone(),
+        ok_recips,
+        secured: acc.secured,
+    };
+    let _ = inner.hooks.run(Hook::Delivered, &mut job.mail, &args).await;
+    job.events.push(Event::Delivered {
+        id: job.id(),
+        host,
+        response: acc.response,
+    });
+}
+
+/// Some recipients were deferred, others not: they get a queue file of their own.
+async fn split_and_defer(
+    inner: &Inner,
+    job: &mut Job,
+    rcpts: Vec<(Address, RcptDsn)>,
+    err: String,
+) {
+    let mut envelope = job.envelope().clone();
+    envelope.rcpt_to = rcpts.iter().map(|(a, _)| a.clone()).collect();
+    let item = NewItem {
+        envelope,
+        message: Arc::clone(&job.message),
+        attempts: job.entry.name.attempts,
+        next_attempt: None,
+    };
+    match inner.store.put(vec![item]).await {
+        Ok(mut entries) if !entries.is_empty() => {
+            let entry = entries.remove(0);
+            let mut split = Job {
+                mail: OutboundMail {
+                    rcpt_to: entry.envelope.rcpt_to.clone(),
+                    ..job.mail.clone()
+                },
+                entry,
+                message: Arc::clone(&job.message),
+                events: Vec::new(),
+            };
+            temp_fail(inner, &mut split, rcpts, err).await;
+            job.events.append(&mut split.events);
+        }
+        result => {
+            let e = match result {
+                Err(e) => e.to_string(),
+                Ok(_) => "no entry".into(),
+            };
+            let msg = format!("Error re-queueing some recipients: {e}");
+            let dsn = RcptDsn::internal(450, 3, 0, &msg);
+            let rcpts: Vec<(Address, RcptDsn)> =
+                rcpts.into_iter().map(|(a, _)| (a, dsn.clone())).collect();
+            bounce(inner, job, rcpts, &msg).await;
+        }
+    }
+}
+
+/// A temporary failure of `job` (its file is renamed, or bounced when retries ran out).
+async fn temp_fail(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>, err: String) {
+    let attempts = job.entry.name.attempts + 1;
+    let intervals = &inner.cfg.temp_fail_intervals;
+    let Some(delay) = intervals.get(attempts as usize - 1).copied() else {
+        let rcpts: Vec<(Address, RcptDsn)> = rcpts
+            .into_iter()
+            .map(|(a, mut d)| {
+                d.make_permanent();
+                (a, d)
+            })
+            .collect();
+        bounce(inner, job, rcpts, &format!("Too many failures ({err})")).await;
+        remove(inner, &job.entry.file).await;
+        return;
+    };
+    job.mail.attempts = attempts;
+    let args = OutboundArgs::Deferred {
+        delay_secs: delay.as_secs(),
+        err: err.clone(),
+    };
+    let answer = inner.hooks.run(Hook::Deferred, &mut job.mail, &args).await;
+    let delay = match answer.action {
+        Action::Cont => delay,
+        Action::DenySoft => answer
+            .msg
+            .as_ref()
+            .and_then(|m| m.joined().trim().parse::<u64>().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(delay),
+        other => {
+            tracing::info!(id = %job.id(), action = %other, "deferred hook: not deferring; deleting mail");
+            remove(inner, &job.entry.file).await;
+            job.events.push(Event::Dropped {
+                id: job.id(),
+                reason: format!("deferred hook answered {other}"),
+            });
+            return;
+        }
+    };
+    let next = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+    reschedule(inner, job, attempts, next, err).await;
+}
+
+async fn reschedule(inner: &Inner, job: &mut Job, attempts: u32, next: u64, err: String) {
+    let store = Arc::clone(&inner.store);
+    let entry = job.entry.clone();
+    let renamed = blocking(move || reschedule_current(&*store, &entry, attempts, next));
+    match renamed.await {
+        Ok(renamed) => {
+            tracing::info!(id = %job.id(), file = %renamed.file, attempts, error = %err, "deferred");
+            job.events.push(Event::Deferred {
+                id: job.id(),
+                attempts,
+                next_attempt: next,
+                err,
+            });
+            job.entry = renamed.clone();
+            inner.schedule(renamed, next);
+        }
+        Err(e) if e.is_not_found() => {
+            job.events.push(Event::Dropped {
+                id: job.id(),
+                reason: "queue file vanished".into(),
+            });
+        }
+        Err(e) => {
+            let msg = format!("Error re-queueing email: {e}");
+            let dsn = RcptDsn::internal(450, 3, 0, &msg);
+            let rcpts = with_dsn(&job.envelope().rcpt_to.clone(), &dsn);
+            bounce(inner, job, rcpts, &msg).await;
+            remove(inner, &job.entry.file).await;
+        }
+    }
+}
+
+/// A permanent failure for `rcpts`: run the `bounce` hook, then send the DSN to the
+/// sender (never to the null sender). The caller removes the queue file.
+async fn bounce(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>, err: &str) {
+    let mut mail = OutboundMail {
+        rcpt_to: rcpts.iter().map(|(a, _)| a.clone()).collect(),
+        ..job.mail.clone()
+    };
+    let args = OutboundArgs::Bounce {
+        err: err.to_owned(),
+    };
+    let answer = inner.hooks.run(Hook::Bounce, &mut mail, &args).await;
+    if answer.action != Action::Cont {
+        tracing::info!(id = %job.id(), action = %answer.action, "bounce hook: not sending a bounce");
+        job.events.push(Event::Dropped {
+            id: job.id(),
+            reason: format!("bounce hook answered {}", answer.action),
+        });
+        return;
+    }
+    let Some(sender) = job.envelope().mail_from.clone() else {
+        tracing::warn!(id = %job.id(), error = err, "Double bounce: Mail was already a bounce");
+        job.events.push(Event::DoubleBounce {
+            id: job.id(),
+            err: err.to_owned(),
+        });
+        return;
+    };
+    let message = bounce::build(
+        &inner.templates,
+        &BounceInput {
+            me: &inner.cfg.me,
+            sender: &sender,
+            rcpts: &rcpts,
+            reason: err,
+            queue_time: job.envelope().queue_time,
+            original: &job.message,
+            now_ms: now_ms(),
+        },
+    );
+    match inner
+        .send_email(None, vec![sender], &message, Default::default())
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(id = %job.id(), error = err, "bounce queued");
+            job.events.push(Event::Bounced {
+                id: job.id(),
+                err: err.to_owned(),
+            });
+        }
+        Err(e) => {
+            tracing::warn!(id = %job.id(), error = %e, "Double bounce: Unable to queue the bounce message");
+            job.events.push(Event::DoubleBounce {
+                id: job.id(),
+                err: format!("Unable to queue the bounce message: {e}"),
+            });
+        }
+    }
+}
+
+async fn remove(inner: &Inner, file: &str) {
+    let store = Arc::clone(&inner.store);
+    let f = file.to_owned();
+    if let Err(e) = blocking(move || store.remove(&f)).await {
+        tracing::error!(file, error = %e, "could not remove queue file");
+    }
+}

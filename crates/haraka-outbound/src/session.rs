@@ -1,0 +1,252 @@
+//! One SMTP session to one address (Haraka's `try_deliver_host_on_socket`): greeting,
+//! EHLO (HELO fallback), STARTTLS by policy, MAIL, RCPT (pipelined when offered),
+//! DATA, QUIT — and what its outcome means for the queued message.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use haraka_client::{ConnectOptions, Error, SmtpClient, StartTls, Timeouts};
+use haraka_smtp::{Address, Reply};
+use hickory_resolver::proto::rr::Name;
+use rustls_pki_types::ServerName;
+
+use crate::dsn::{ParsedReply, RcptDsn};
+
+/// STARTTLS policy for one session.
+#[derive(Clone)]
+pub enum TlsChoice {
+    /// Plaintext.
+    Off,
+    /// STARTTLS when offered; a failed handshake is retried in plaintext.
+    Opportunistic(Arc<rustls::ClientConfig>),
+    /// TLS with a verified certificate or no delivery (`force_tls_hosts`). `None` when
+    /// no verifying configuration is available.
+    Required(Option<Arc<rustls::ClientConfig>>),
+}
+
+/// Everything one session needs.
+pub struct SessionParams<'a> {
+    pub addr: SocketAddr,
+    /// The MX host name (TLS server name, `Remote-MTA`).
+    pub exchange: &'a str,
+    pub helo: &'a str,
+    pub bind: Option<IpAddr>,
+    pub tls: TlsChoice,
+    pub mail_from: Option<&'a Address>,
+    pub rcpts: &'a [Address],
+    pub message: &'a [u8],
+    pub timeout: Duration,
+}
+
+/// A successful end of DATA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub response: String,
+    pub secured: bool,
+}
+
+/// What the session means for the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionOutcome {
+    /// This address could not be used (connect, IO, timeout, closed): try the next.
+    NextAddress(String),
+    /// The TLS handshake failed on an opportunistic upgrade: try this address again
+    /// in plaintext.
+    RetryPlain(String),
+    /// The whole message failed temporarily.
+    TempFail(String, RcptDsn),
+    /// The whole message failed permanently.
+    Bounce(String, RcptDsn),
+    /// The recipients were answered one by one (indices into the recipient list).
+    Finished {
+        accepted: Option<Accepted>,
+        ok: Vec<usize>,
+        deferred: Vec<(usize, RcptDsn)>,
+        bounced: Vec<(usize, RcptDsn)>,
+    },
+}
+
+/// Run one session.
+pub async fn run(p: &SessionParams<'_>) -> SessionOutcome {
+    let opts = ConnectOptions {
+        timeouts: Timeouts {
+            connect: p.timeout,
+            command: p.timeout,
+            data_end: p.timeout,
+        },
+        bind: p.bind,
+    };
+    let mut client = match SmtpClient::connect(p.addr, &opts).await {
+        Ok(c) => c,
+        Err(e) => return failure(e, p),
+    };
+    match converse(&mut client, p).await {
+        Ok(outcome) => {
+            client.quit().await;
+            outcome
+        }
+        Err(e) => {
+            if !client.is_broken() {
+                client.quit().await;
+            }
+            failure(e, p)
+        }
+    }
+}
+
+async fn converse(client: &mut SmtpClient, p: &SessionParams<'_>) -> Result<SessionOutcome, Error> {
+    client.ehlo(p.helo).await?;
+    let mut secured = false;
+    let offered = client.capabilities().has("STARTTLS");
+    match &p.tls {
+        TlsChoice::Off => {}
+        TlsChoice::Required(config) => {
+            let Some(config) = config.clone().filter(|_| offered) else {
+                let err = if offered {
+                    "Host failed TLS verification required by configuration."
+                } else {
+                    "No TLS available but required by configuration."
+                };
+                return Ok(temp_internal(err));
+            };
+            match client.starttls(config, server_name(p)).await {
+                Ok(StartTls::Secured) => secured = true,
+                Ok(StartTls::Refused(reply)) => return Ok(reply_failure(&reply, p)),
+                Err(Error::Tls(e)) if is_certificate_error(&e) => {
+                    return Ok(temp_internal(
+                        "Host failed TLS verification required by configuration.",
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        TlsChoice::Opportunistic(config) if offered => {
+            match client.starttls(config.clone(), server_name(p)).await {
+                Ok(StartTls::Secured) => secured = true,
+                // Refused: carry on in plaintext.
+                Ok(StartTls::Refused(_)) => {}
+                Err(Error::Tls(e)) => return Ok(SessionOutcome::RetryPlain(e.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
+        TlsChoice::Opportunistic(_) => {}
+    }
+    if secured {
+        client.ehlo(p.helo).await?;
+    }
+    let utf8 = client.capabilities().has("SMTPUTF8");
+    let from = match p.mail_from {
+        Some(a) => path(a, utf8),
+        None => "<>".to_owned(),
+    };
+    let rcpts: Vec<String> = p.rcpts.iter().map(|a| path(a, utf8)).collect();
+    let replies = client.envelope(&from, &rcpts).await?;
+    let mut ok = Vec::new();
+    let mut deferred = Vec::new();
+    let mut bounced = Vec::new();
+    for (i, reply) in replies.iter().enumerate() {
+        match reply.code / 100 {
+            2 => ok.push(i),
+            4 => deferred.push((i, RcptDsn::from_reply(reply, p.exchange, true))),
+            5 => bounced.push((i, RcptDsn::from_reply(reply, p.exchange, true))),
+            _ => return Ok(reply_failure(reply, p)),
+        }
+    }
+    if ok.is_empty() {
+        return Ok(SessionOutcome::Finished {
+            accepted: None,
+            ok,
+            deferred,
+            bounced,
+        });
+    }
+    let mut body: &[u8] = p.message;
+    let reply = client.data_from_reader(&mut body).await?;
+    Ok(SessionOutcome::Finished {
+        accepted: Some(Accepted {
+            response: ParsedReply::new(&reply).text,
+            secured,
+        }),
+        ok,
+        deferred,
+        bounced,
+    })
+}
+
+/// Map a client error to what it means for the message.
+fn failure(e: Error, p: &SessionParams<'_>) -> SessionOutcome {
+    match e {
+        Error::Rejected { reply, .. } => reply_failure(&reply, p),
+        Error::Protocol { detail, .. } => {
+            let err = format!("Unrecognized response from upstream server: {detail}");
+            SessionOutcome::Bounce(err.clone(), RcptDsn::internal(550, 5, 1, &err))
+        }
+        Error::Invalid(detail) => {
+            SessionOutcome::Bounce(detail.clone(), RcptDsn::internal(550, 5, 1, &detail))
+        }
+        other => SessionOutcome::NextAddress(format!("{}: {other}", p.addr)),
+    }
+}
+
+/// A reply to the greeting, HELO, STARTTLS, MAIL, DATA or the final dot: 5xx bounces
+/// the message, anything else unexpected defers it (`Upstream error: …`).
+fn reply_failure(reply: &Reply, p: &SessionParams<'_>) -> SessionOutcome {
+    let parsed = ParsedReply::new(reply);
+    let dsn = RcptDsn::from_reply(reply, p.exchange, false);
+    if reply.code / 100 == 5 {
+        SessionOutcome::Bounce(parsed.reason(), dsn)
+    } else {
+        SessionOutcome::TempFail(format!("Upstream error: {}", parsed.reason()), dsn)
+    }
+}
+
+fn temp_internal(err: &str) -> SessionOutcome {
+    SessionOutcome::TempFail(err.to_owned(), RcptDsn::internal(450, 7, 10, err))
+}
+
+/// `<user@host>`: the host as written when the server speaks SMTPUTF8, else lower
+/// case and punycode.
+fn path(a: &Address, utf8: bool) -> String {
+    let host = match (&a.host, &a.original_host) {
+        (_, Some(orig)) if utf8 => orig.clone(),
+        (Some(h), _) if !h.is_ascii() => Name::from_utf8(h)
+            .map(|n| n.to_ascii().trim_end_matches('.').to_owned())
+            .unwrap_or_else(|_| h.clone()),
+        (Some(h), _) => h.clone(),
+        (None, _) => return format!("<{}>", a.user),
+    };
+    format!("<{}@{}>", a.user, host)
+}
+
+fn server_name(p: &SessionParams<'_>) -> ServerName<'static> {
+    ServerName::try_from(p.exchange.to_owned())
+        .unwrap_or_else(|_| ServerName::IpAddress(p.addr.ip().into()))
+}
+
+fn is_certificate_error(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| {
+            matches!(
+                r,
+                rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+            )
+        })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        let a = Address::parse("User@Example.COM").unwrap();
+        assert_eq!(path(&a, false), "<User@example.com>");
+        assert_eq!(path(&a, true), "<User@Example.COM>");
+        let idn = Address::parse("u@bücher.example").unwrap();
+        assert_eq!(path(&idn, false), "<u@xn--bcher-kva.example>");
+        assert_eq!(path(&idn, true), "<u@bücher.example>");
+    }
+}
