@@ -55,7 +55,10 @@ pub async fn start_outbound(app: &App) -> anyhow::Result<Option<OutboundHandle>>
     for w in warnings {
         tracing::warn!("{w}");
     }
-    engine.start().await.context("cannot recover the outbound queue")?;
+    engine
+        .start()
+        .await
+        .context("cannot recover the outbound queue")?;
     Ok(Some(OutboundHandle { engine }))
 }
 
@@ -84,14 +87,20 @@ pub fn stat(root: &Path) -> anyhow::Result<ExitCode> {
 /// `--qempty`.
 pub fn empty(root: &Path) -> anyhow::Result<ExitCode> {
     let n = haraka_queue::cli::qempty(&queue_dir(root)?)?;
-    println!("removed {n} queued deliver{}", if n == 1 { "y" } else { "ies" });
+    println!(
+        "removed {n} queued deliver{}",
+        if n == 1 { "y" } else { "ies" }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 /// `--qretry`: for a stopped server (a running one: SIGHUP).
 pub fn retry(root: &Path) -> anyhow::Result<ExitCode> {
     let n = haraka_queue::cli::retry_now(&queue_dir(root)?, None)?;
-    println!("{n} queued deliver{} due now", if n == 1 { "y is" } else { "ies are" });
+    println!(
+        "{n} queued deliver{} due now",
+        if n == 1 { "y is" } else { "ies are" }
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,0 +1,142 @@
+//! `--check` on every example root, and on broken roots.
+
+mod common;
+
+use common::{run, workspace};
+
+#[test]
+fn every_example_root_passes_check() {
+    let dir = workspace().join("config-examples");
+    let mut roots: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    roots.sort();
+    assert!(roots.len() >= 5, "{roots:?}");
+    for root in roots {
+        let out = run(&["-c", root.to_str().unwrap(), "--check"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}:\n{text}\n{}",
+            root.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("OK"), "{text}");
+    }
+}
+
+#[test]
+fn seed_roots_report_their_aliases() {
+    let root = workspace().join("config-examples/haraka-in");
+    let out = run(&["-c", root.to_str().unwrap(), "--check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("flat layout"), "{text}");
+    assert!(text.contains("[plugins]"), "{text}");
+    assert!(
+        text.contains("plugins: xclient, queue/smtp_forward, rcpt_to.in_host_list, tls"),
+        "{text}"
+    );
+
+    let root = workspace().join("config-examples/haraka-out");
+    let out = run(&["-c", root.to_str().unwrap(), "--check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("plugins: relay, tls"), "{text}");
+    assert!(text.contains("listen: 10.0.0.1:2526"), "{text}");
+}
+
+#[test]
+fn a_broken_root_lists_every_error_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("smtp.ini"),
+        "listen=127.0.0.1:2525\ninactivity_timeout=soon\n",
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("plugins"),
+        "rcpt_to.in_host_list\nno_such_plugin\nqueue/file\nalso_missing\n",
+    )
+    .unwrap();
+    std::fs::write(config.join("databytes"), "lots\n").unwrap();
+    let out = run(&["-c", dir.path().to_str().unwrap(), "--check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    let plugins = config.join("plugins");
+    assert!(
+        text.contains(&format!("{}:2: plugin 'no_such_plugin'", plugins.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{}:4: plugin 'also_missing'", plugins.display())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{}:2", config.join("smtp.ini").display())),
+        "{text}"
+    );
+    assert!(text.contains("databytes"), "{text}");
+    assert!(text.contains("4 error(s)"), "{text}");
+}
+
+#[test]
+fn a_missing_root_is_a_clear_error() {
+    let out = run(&["-c", "/nonexistent/haraka-root", "--check"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/nonexistent/haraka-root"), "{text}");
+}
+
+#[test]
+fn install_creates_a_root_that_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("new");
+    let out = run(&["-i", root.to_str().unwrap()]);
+    assert!(out.status.success());
+    let out = run(&["-c", root.to_str().unwrap(), "--check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn order_lists_hooks_in_plugin_order() {
+    let root = workspace().join("config-examples/haraka-in-real");
+    let out = run(&["-c", root.to_str().unwrap(), "-o"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let caps: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("capabilities"))
+        .collect();
+    // xclient is listed before tls, so XCLIENT is advertised before STARTTLS.
+    assert!(
+        caps.len() >= 2 && caps[0].contains("xclient") && caps[caps.len() - 1].contains("tls"),
+        "{text}"
+    );
+}
+
+#[test]
+fn list_names_the_builtins() {
+    let out = run(&["-l"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "tls",
+        "xclient",
+        "rcpt_to.in_host_list",
+        "queue/smtp_forward",
+        "relay",
+        "queue/file",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(name)),
+            "{name} missing:\n{text}"
+        );
+    }
+}
