@@ -1,5 +1,7 @@
 //! `--check` on every example root, and on broken roots.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 mod common;
 
 use common::{run, workspace};

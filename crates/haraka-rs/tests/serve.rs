@@ -1,5 +1,7 @@
 //! The real binary on a socket: the quickstart root, and a cdylib plugin.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -140,10 +140,11 @@ impl Driver {
 
     async fn run_hook(&self, hook: Hook, args: &HookArgs, session: &mut Session) -> Outcome {
         let outcome = self.ctx.pipeline.run(hook, session.conn_mut(), args).await;
-        if hook == Hook::QueueOutbound && outcome.action == Action::Cont {
-            if let Some(outbound) = &self.ctx.outbound {
-                return outbound.enqueue(session.conn()).await;
-            }
+        if hook == Hook::QueueOutbound
+            && outcome.action == Action::Cont
+            && let Some(outbound) = &self.ctx.outbound
+        {
+            return outbound.enqueue(session.conn()).await;
         }
         outcome
     }

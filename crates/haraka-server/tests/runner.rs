@@ -1,5 +1,7 @@
 //! The hook runner: order, priorities, the deny hook, timeouts and panics.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

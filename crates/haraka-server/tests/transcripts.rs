@@ -4,6 +4,8 @@
 //! memory; here the bytes cross a TCP socket, the driver runs the hooks through the
 //! real `Pipeline`, and the `H:` answers come from a scripted plugin.
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -49,14 +51,13 @@ impl Plugin for Script {
         if hook == Hook::ConnectInit && self.relaying {
             conn.set_relaying(true);
         }
-        if matches!(hook, Hook::Queue | Hook::QueueOutbound) {
-            if let Some(t) = &conn.transaction {
-                let bytes = t.message.to_bytes();
-                let text = String::from_utf8_lossy(&bytes);
-                let body = text.strip_suffix("\r\n").unwrap_or(&text);
-                *self.queued.lock().unwrap() =
-                    Some(body.split("\r\n").map(str::to_owned).collect());
-            }
+        if matches!(hook, Hook::Queue | Hook::QueueOutbound)
+            && let Some(t) = &conn.transaction
+        {
+            let bytes = t.message.to_bytes();
+            let text = String::from_utf8_lossy(&bytes);
+            let body = text.strip_suffix("\r\n").unwrap_or(&text);
+            *self.queued.lock().unwrap() = Some(body.split("\r\n").map(str::to_owned).collect());
         }
         let answer = self.answers.lock().unwrap().get(&hook).cloned();
         ready(match answer {

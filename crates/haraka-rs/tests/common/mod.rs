@@ -1,6 +1,6 @@
 //! Running the real `haraka-rs` binary and talking SMTP to it.
 
-#![allow(dead_code)] // each test binary uses a different part
+#![allow(dead_code, reason = "each test binary uses a different part")]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
