@@ -1,7 +1,9 @@
 //! Core reverse DNS (Haraka's `dns.reverse` when no `lookup_rdns` plugin answers).
 //!
 //! `/etc/hosts` is consulted first (as Node's resolver does), then PTR through the
-//! system resolver, bounded by a timeout.
+//! system resolver, bounded by a timeout. Loopback addresses are never sent to DNS:
+//! `127.in-addr.arpa` and `::1` are answered locally (RFC 6761 §6.3, RFC 6303), as
+//! `localhost` when `/etc/hosts` does not name them.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -80,6 +82,9 @@ impl Rdns {
         if let Some(name) = self.hosts.get(&ip) {
             return Ok(name.clone());
         }
+        if haraka_smtp::canonical_ip(ip).is_loopback() {
+            return Ok("localhost".to_owned());
+        }
         let Some(resolver) = &self.resolver else {
             return Err("NXDOMAIN");
         };
@@ -119,6 +124,16 @@ fn parse_hosts(text: &str) -> HashMap<IpAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn loopback_is_answered_locally() {
+        let r = Rdns::static_table(HashMap::from([("127.0.0.1".parse().unwrap(), "vm".to_owned())]));
+        assert_eq!(r.reverse("127.0.0.1".parse().unwrap()).await, Ok("vm".to_owned()));
+        assert_eq!(r.reverse("127.0.0.42".parse().unwrap()).await, Ok("localhost".to_owned()));
+        assert_eq!(r.reverse("::1".parse().unwrap()).await, Ok("localhost".to_owned()));
+        assert_eq!(r.reverse("::ffff:127.0.0.9".parse().unwrap()).await, Ok("localhost".to_owned()));
+        assert_eq!(r.reverse("192.0.2.1".parse().unwrap()).await, Err("NXDOMAIN"));
+    }
 
     #[test]
     fn hosts_file() {
