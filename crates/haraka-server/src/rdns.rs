@@ -127,12 +127,30 @@ mod tests {
 
     #[tokio::test]
     async fn loopback_is_answered_locally() {
-        let r = Rdns::static_table(HashMap::from([("127.0.0.1".parse().unwrap(), "vm".to_owned())]));
-        assert_eq!(r.reverse("127.0.0.1".parse().unwrap()).await, Ok("vm".to_owned()));
-        assert_eq!(r.reverse("127.0.0.42".parse().unwrap()).await, Ok("localhost".to_owned()));
-        assert_eq!(r.reverse("::1".parse().unwrap()).await, Ok("localhost".to_owned()));
-        assert_eq!(r.reverse("::ffff:127.0.0.9".parse().unwrap()).await, Ok("localhost".to_owned()));
-        assert_eq!(r.reverse("192.0.2.1".parse().unwrap()).await, Err("NXDOMAIN"));
+        let r = Rdns::static_table(HashMap::from([(
+            "127.0.0.1".parse().unwrap(),
+            "vm".to_owned(),
+        )]));
+        assert_eq!(
+            r.reverse("127.0.0.1".parse().unwrap()).await,
+            Ok("vm".to_owned())
+        );
+        assert_eq!(
+            r.reverse("127.0.0.42".parse().unwrap()).await,
+            Ok("localhost".to_owned())
+        );
+        assert_eq!(
+            r.reverse("::1".parse().unwrap()).await,
+            Ok("localhost".to_owned())
+        );
+        assert_eq!(
+            r.reverse("::ffff:127.0.0.9".parse().unwrap()).await,
+            Ok("localhost".to_owned())
+        );
+        assert_eq!(
+            r.reverse("192.0.2.1".parse().unwrap()).await,
+            Err("NXDOMAIN")
+        );
     }
 
     #[test]
