@@ -125,6 +125,7 @@ pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
 
 async fn serve_async(app: App) -> anyhow::Result<()> {
     let outbound = crate::queue_cli::start_outbound(&app).await?;
+    let implicit_tls = implicit_tls(&app)?;
     let ctx = Arc::new(ServerContext {
         pipeline: app.pipeline.clone(),
         session: app.settings.session.clone(),
@@ -132,6 +133,7 @@ async fn serve_async(app: App) -> anyhow::Result<()> {
         tls_handshake_timeout: Duration::from_secs(29),
         outbound: outbound.as_ref().map(|o| o.queue()),
         rdns: Rdns::system(app.settings.rdns_timeout),
+        implicit_tls,
         env: Arc::new(haraka_server::SystemEnv),
     });
     let server = Server::bind(&app.settings.listen, ctx).await?;
@@ -145,6 +147,21 @@ async fn serve_async(app: App) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SMTPS on `smtps_port` (465) when a listener uses it, as Haraka does even without
+/// the tls plugin; it needs the certificate of `tls.ini`.
+fn implicit_tls(app: &App) -> anyhow::Result<Option<haraka_server::ImplicitTls>> {
+    let port = app.settings.smtps_port;
+    if !app.settings.listen.iter().any(|a| a.port() == port) {
+        return Ok(None);
+    }
+    let tls = haraka_plugin_tls::InboundTls::load(&app.config)
+        .with_context(|| format!("port {port} is smtps_port (implicit TLS)"))?;
+    let config = tls.server_config(port).ok_or_else(|| {
+        anyhow::anyhow!("port {port} is smtps_port (implicit TLS) but tls.ini names no usable key and certificate")
+    })?;
+    Ok(Some(haraka_server::ImplicitTls { port, config }))
 }
 
 async fn signals(

@@ -17,6 +17,8 @@ pub struct Settings {
     pub user: Option<String>,
     pub group: Option<String>,
     pub daemonize: bool,
+    /// `smtp.ini smtps_port`: listeners on this port speak TLS from the start.
+    pub smtps_port: u16,
 }
 
 impl Settings {
@@ -95,6 +97,7 @@ pub fn load(config: &ConfigDir) -> Result<Settings, ConfigErrors> {
         user: smtp.user,
         group: smtp.group,
         daemonize: smtp.daemonize,
+        smtps_port: smtp.smtps_port,
     })
 }
 

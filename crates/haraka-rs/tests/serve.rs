@@ -137,3 +137,53 @@ fn a_cdylib_plugin_answers_on_the_wire() {
     assert!(c.cmd("QUIT").starts_with("221 "));
     server.stop();
 }
+
+#[test]
+fn smtps_port_speaks_tls_from_the_first_byte() {
+    let port = free_port();
+    let dir = quickstart_copy(port);
+    let pem = workspace().join("config-examples/haraka-in/tls/mail.example.com.pem");
+    std::fs::write(
+        dir.path().join("config/smtp.ini"),
+        format!("listen=127.0.0.1:{port}\nsmtps_port={port}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("config/tls.ini"),
+        format!("key={0}\ncert={0}\n", pem.display()),
+    )
+    .unwrap();
+    let server = Server::start(dir.path(), port);
+    let out = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-quiet",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin.write_all(b"EHLO tls.example\r\nQUIT\r\n")?;
+            }
+            child.wait_with_output()
+        })
+        .expect("openssl s_client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("220 mx.quickstart.test ESMTP"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Already encrypted: STARTTLS is not offered again.
+    assert!(
+        text.contains("250 SIZE 26214400") && !text.contains("STARTTLS"),
+        "{text}"
+    );
+    assert!(text.contains("221 "), "{text}");
+    server.stop();
+}

@@ -21,8 +21,17 @@ pub struct ServerContext {
     /// Where relayed mail goes when no `queue_outbound` plugin takes it.
     pub outbound: Option<Arc<dyn OutboundQueue>>,
     pub rdns: Rdns,
+    /// Implicit TLS (SMTPS) on one port (`smtp.ini smtps_port`).
+    pub implicit_tls: Option<ImplicitTls>,
     /// Connection UUIDs, dates and session UUIDs ([`crate::env::SystemEnv`] in production).
     pub env: Arc<dyn EnvSource>,
+}
+
+/// Connections to `port` speak TLS from the first byte.
+#[derive(Clone)]
+pub struct ImplicitTls {
+    pub port: u16,
+    pub config: Arc<rustls::ServerConfig>,
 }
 
 impl std::fmt::Debug for ServerContext {

@@ -37,12 +37,24 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, ctx: Arc
             peer.port(),
             local.port()
         );
+        let implicit = ctx
+            .implicit_tls
+            .as_ref()
+            .filter(|t| t.port == local.port())
+            .map(|t| t.config.clone());
         let mut session = Session::new(conn, ctx.session.clone(), ctx.env.session_env());
         let mut driver = Driver {
             stream: ClientStream::Plain(tcp),
             out: Vec::with_capacity(1024),
             ctx,
         };
+        if let Some(config) = implicit {
+            // SMTPS: the handshake comes before the greeting.
+            match driver.handshake(config).await {
+                Some(info) => session.conn_mut().tls = info,
+                None => return,
+            }
+        }
         driver.run(&mut session).await;
         tracing::info!("disconnect");
     }
@@ -171,15 +183,19 @@ impl Driver {
     }
 
     async fn start_tls(&mut self, upgrade: haraka_plugin_api::TlsUpgrade) -> Option<TlsInfo> {
-        let config = match upgrade.0.downcast::<rustls::ServerConfig>() {
-            Ok(cfg) => cfg,
+        match upgrade.0.downcast::<rustls::ServerConfig>() {
+            Ok(config) => self.handshake(config).await,
             Err(_) => {
                 tracing::error!(
                     "STARTTLS requested with a configuration that is not a rustls ServerConfig"
                 );
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// The server side of a TLS handshake on the plain stream.
+    async fn handshake(&mut self, config: Arc<rustls::ServerConfig>) -> Option<TlsInfo> {
         let ClientStream::Plain(tcp) = std::mem::replace(&mut self.stream, ClientStream::Upgrading)
         else {
             return None;

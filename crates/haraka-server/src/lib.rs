@@ -17,7 +17,7 @@ pub mod runner;
 pub mod server;
 mod stream;
 
-pub use context::ServerContext;
+pub use context::{ImplicitTls, ServerContext};
 pub use env::{EnvSource, SystemEnv};
 pub use rdns::Rdns;
 pub use runner::{LoadedPlugin, Pipeline};

@@ -139,6 +139,7 @@ async fn start(
         tls_handshake_timeout: Duration::from_secs(5),
         outbound: None,
         rdns,
+        implicit_tls: None,
         env: Arc::new(FixedEnv),
     });
     let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
