@@ -229,7 +229,7 @@ fn afl_fuzz(binary: &Path, corpus: &Path, out: &Path, seconds: u64) -> anyhow::R
             let stats =
                 fs::read_to_string(out.join("default").join("fuzzer_stats")).unwrap_or_default();
             eprintln!(
-                "xtask: {} s: {} execs, {} corpus, {} crashes",
+                "xtask: {} s: {} execs, {} corpus, {} crashes (AFL stats, up to a minute old)",
                 started.elapsed().as_secs(),
                 stat_value(&stats, "execs_done").unwrap_or("-"),
                 stat_value(&stats, "corpus_count").unwrap_or("-"),

@@ -14,7 +14,7 @@ cargo xtask <verb>
   test            the whole test suite: build, unit and integration tests, tidy, e2e
   tidy            repository rules (dependency graph, unsafe, docs, file sizes, fmt, clippy)
   e2e             end-to-end checks against real Postfix, swaks and a DNS server (installs them when missing)
-  fuzz <target> [seconds]   run a fuzz target with cargo-afl (targets: command, data, ini)
+  fuzz <target> [seconds]   run a fuzz target with cargo-afl (targets: command, data, ini, session, reply)
   fuzz-smoke      replay the fuzz corpora and regression cases through every target
 ";
 
