@@ -75,7 +75,17 @@ fn create_plugin(name: &str, config: &ConfigDir) -> Result<Arc<dyn Plugin>, Stri
         return factory(&init).map_err(|e| e.to_string());
     }
     match haraka_plugin_host::resolve_library(name, config.root()) {
-        Some(_) => haraka_plugin_host::load(name, config.root(), config).map_err(|e| e.to_string()),
+        Some(_) => {
+            // A cdylib reads its own files through its own copy of the config
+            // reader; files named after the plugin are its own, not stray files.
+            let own = haraka_plugin_host::plugin_name(name);
+            for file in [format!("{own}.ini"), own.clone(), format!("{own}.timeout")] {
+                config.mark_read(&config.path(&file));
+                // The seed layout's home for plugin ini files.
+                config.mark_read(&config.root().join("plugins").join(&file));
+            }
+            haraka_plugin_host::load(name, config.root(), config).map_err(|e| e.to_string())
+        }
         None => Err(format!(
             "unknown plugin: not a built-in (see `haraka-rs -l`) and no shared library for it in {}",
             config.root().join("plugins").display()

@@ -107,7 +107,7 @@ pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
     init_logging(None);
     let app = load_or_report(root)?;
     for alias in app.config.aliases_used() {
-        tracing::info!("seed-compat: {alias}");
+        tracing::info!("{alias}");
     }
     for file in app.config.unread_files() {
         tracing::warn!("{} is present but nothing reads it", file.display());

@@ -2,7 +2,10 @@
 //! data directory and log file, one smtpd listener on a loopback address,
 //! every accepted message for its domains delivered into one Maildir that
 //! the checks read. It never looks anything up in DNS and never sends mail
-//! anywhere (every non-local destination is an error transport).
+//! anywhere (every non-local destination is an error transport). Each
+//! message tagged with `X-E2E-Id` gets a log line naming the id, the client
+//! address and the HELO the instance recorded (`info: header X-E2E-Id: …
+//! from host[ip]; from=<…> to=<…> proto=ESMTP helo=<…>`).
 
 use std::fmt::Write as _;
 use std::net::SocketAddrV4;
@@ -371,6 +374,7 @@ fn main_cf(cfg: &PostfixConfig, dir: &Path, (uid, gid): (u32, u32)) -> String {
          virtual_gid_maps = static:{gid}\n\
          smtpd_authorized_xclient_hosts = {xclient}\n\
          smtpd_error_sleep_time = 0s\n\
+         header_checks = regexp:{{ {{/^{id_header}:/ INFO}} }}\n\
          smtpd_banner = $myhostname ESMTP Postfix\n\
          delay_warning_time = 0h\n\
          biff = no\n\
@@ -381,6 +385,7 @@ fn main_cf(cfg: &PostfixConfig, dir: &Path, (uid, gid): (u32, u32)) -> String {
         ip = cfg.listen.ip(),
         domains = cfg.domains.join(" "),
         xclient = cfg.xclient_hosts.join(" "),
+        id_header = super::swaks::ID_HEADER,
     );
     if let Some((cert, key)) = &cfg.tls {
         let _ = write!(

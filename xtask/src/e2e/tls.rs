@@ -45,6 +45,12 @@ impl Cert {
             .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
     }
 
+    /// Write the combined PEM (key, then certificate) over the file at `path`
+    /// in place (same inode), as the seed's `cat key cer > combined.pem` does.
+    pub fn overwrite_combined(&self, path: &Path) -> anyhow::Result<()> {
+        write(path, &format!("{}{}", self.key_pem, self.cert_pem))
+    }
+
     /// True if `pem` holds this certificate (as swaks saves a peer's).
     pub fn is(&self, pem: &str) -> bool {
         same_cert(&self.cert_pem, pem)
