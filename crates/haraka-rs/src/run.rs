@@ -49,6 +49,10 @@ pub fn check(root: &Path) -> ExitCode {
                 .map(ToString::to_string)
                 .collect();
             println!("listen: {}", listen.join(", "));
+            println!(
+                "log level: {}",
+                app.settings.log_level.unwrap_or("info (default)")
+            );
             for file in app.config.unread_files() {
                 println!(
                     "warning: {} is present but nothing reads it",
@@ -104,7 +108,10 @@ fn load_or_report(root: &Path) -> anyhow::Result<App> {
 
 /// Run the server until SIGTERM/SIGINT.
 pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
-    init_logging(None);
+    let level = haraka_config::ConfigDir::open(root)
+        .ok()
+        .and_then(|c| crate::settings::log_level(&c));
+    init_logging(level);
     let app = load_or_report(root)?;
     for alias in app.config.aliases_used() {
         tracing::info!("{alias}");

@@ -17,6 +17,8 @@ pub struct Settings {
     pub user: Option<String>,
     pub group: Option<String>,
     pub daemonize: bool,
+    /// `log.ini [main] level`, as a tracing filter.
+    pub log_level: Option<&'static str>,
     /// `smtp.ini smtps_port`: listeners on this port speak TLS from the start.
     pub smtps_port: u16,
 }
@@ -44,6 +46,7 @@ pub fn load(config: &ConfigDir) -> Result<Settings, ConfigErrors> {
         }
     };
     let mut errors = Vec::new();
+    let log_level = log_level(config);
     let mut listen = Vec::new();
     for addr in &smtp.listen {
         match addr {
@@ -98,6 +101,7 @@ pub fn load(config: &ConfigDir) -> Result<Settings, ConfigErrors> {
         group: smtp.group,
         daemonize: smtp.daemonize,
         smtps_port: smtp.smtps_port,
+        log_level,
     })
 }
 
@@ -107,4 +111,20 @@ fn diag(config: &ConfigDir, message: String) -> Diag {
         line: 0,
         message,
     }
+}
+
+/// `log.ini [main] level` mapped onto tracing's levels (Haraka's `data` and
+/// `protocol` are trace, `notice` is info, `crit`/`alert`/`emerg` are error).
+pub fn log_level(config: &ConfigDir) -> Option<&'static str> {
+    let ini = config
+        .ini_with("log.ini", haraka_config::booleans::LOG_INI)
+        .ok()?;
+    let level = ini.get("main", "level")?.trim().to_ascii_lowercase();
+    Some(match level.as_str() {
+        "data" | "protocol" => "trace",
+        "debug" => "debug",
+        "info" | "notice" => "info",
+        "warn" | "warning" => "warn",
+        _ => "error",
+    })
 }
