@@ -54,8 +54,9 @@ impl BounceTemplates {
     /// built-in one.
     pub fn load(cfg: &ConfigDir) -> BounceTemplates {
         let read = |name: &str| {
-            std::fs::read(cfg.path(name))
+            cfg.read_bytes(name)
                 .ok()
+                .flatten()
                 .map(|b| lines(&String::from_utf8_lossy(&b)))
         };
         BounceTemplates {

@@ -15,6 +15,8 @@ pub struct App {
     pub config: ConfigDir,
     pub settings: Settings,
     pub pipeline: Pipeline,
+    /// Problems that do not stop start-up (the outbound engine logs its own when it starts).
+    pub warnings: Vec<String>,
 }
 
 /// Load `root`; on failure every problem found is returned, each naming its file
@@ -29,6 +31,16 @@ pub fn load(root: &Path) -> Result<App, Vec<String>> {
             None
         }
     };
+    // The outbound engine reads these when it starts; validate them now so that
+    // --check reports their errors too.
+    let mut warnings = Vec::new();
+    if let Some(s) = &settings {
+        match haraka_outbound::OutboundConfig::load(&config, &s.session.me) {
+            Ok((_, w)) => warnings.extend(diags(&w)),
+            Err(e) => errors.extend(diags(&e.0)),
+        }
+        let _ = haraka_outbound::BounceTemplates::load(&config);
+    }
     let entries = match config.plugins() {
         Ok(e) => e,
         Err(e) => {
@@ -63,6 +75,7 @@ pub fn load(root: &Path) -> Result<App, Vec<String>> {
                 pipeline: Pipeline::new(loaded),
                 config,
                 settings,
+                warnings,
             })
         }
         _ => Err(errors),

@@ -53,6 +53,9 @@ pub fn check(root: &Path) -> ExitCode {
                 "log level: {}",
                 app.settings.log_level.unwrap_or("info (default)")
             );
+            for w in &app.warnings {
+                println!("warning: {w}");
+            }
             for file in app.config.unread_files() {
                 println!(
                     "warning: {} is present but nothing reads it",

@@ -119,6 +119,20 @@ pub fn records() -> Vec<Record> {
         Record::NullMx {
             domain: "null-mx.test".into(),
         },
+        // Two MX hosts: the preferred one refuses connections, the backup
+        // is the scripted sink.
+        Record::Mx {
+            domain: "backup-mx.test".into(),
+            pref: 10,
+            host: "mx1.backup-mx.test".into(),
+            ip: net::DOWN,
+        },
+        Record::Mx {
+            domain: "backup-mx.test".into(),
+            pref: 20,
+            host: "mx2.backup-mx.test".into(),
+            ip: *net::SINK.ip(),
+        },
     ]
 }
 
