@@ -15,6 +15,7 @@ cargo xtask <verb>
   tidy            repository rules (dependency graph, unsafe, docs, file sizes, fmt, clippy)
   e2e             end-to-end checks against real Postfix, swaks and a DNS server (installs them when missing)
   fuzz <target> [seconds]   run a fuzz target with cargo-afl (targets: command, data, ini, session, reply)
+  bench [--smoke] [options]   throughput, CPU, memory and latency against Haraka 3.0.0 and the loopback limit (writes docs/performance.md)
   fuzz-smoke      replay the fuzz corpora and regression cases through every target
 ";
 

@@ -168,6 +168,20 @@ pub fn render(opts: &Options, setup: &Setup, rows: &[(Kind, Row)], command: &str
         "- Haraka 3.0.0 runs with `smtp.ini` {}.",
         nodes_note(&opts.haraka_nodes)
     );
+    if opts.haraka_nodelay {
+        d.push_str(
+            "- `--haraka-nodelay`: Haraka's sockets were given TCP_NODELAY by a preload \
+             script; Haraka 3.0.0 itself leaves Nagle's algorithm on.\n",
+        );
+    } else {
+        d.push_str(
+            "- Haraka 3.0.0 never sets TCP_NODELAY, so on loopback each message it forwards \
+             also waits on Nagle's algorithm and delayed ACKs, much of its latency; \
+             `--haraka-nodelay` measures Haraka with TCP_NODELAY forced on. Haraka runs its \
+             JavaScript on one core: messages/s × CPU-s per message shows how close it is to \
+             that core.\n",
+        );
+    }
     d
 }
 
@@ -201,12 +215,13 @@ queueing and delivery.
 smtp-source run, per 1,000 messages. The sink, the DNS server and the load generators are \
 not counted.
 - idle RSS: `VmRSS` once the started server has used no CPU for 300 ms, before any mail; \
-peak RSS: `VmHWM` after all runs.
+peak RSS: `VmHWM` over the warm-up and all the mail runs (reset before them with \
+`/proc/PID/clear_refs`).
 - p50 / p99: the benchmark's own client (same workload, one thread), from sending the final \
 `.` of DATA to reading the 250.
-- idle connections: that many connections are opened and each reads its greeting; the \
-server's `VmRSS` is then taken, and per-connection memory is its growth over the RSS \
-just before.
+- idle connections: on the freshly started server, before any mail, that many connections \
+are opened and each reads its greeting; the server's `VmRSS` is taken once it is idle again, \
+and per-connection memory is its growth over the RSS just before.
 - haraka-rs is built with `cargo build --release -p haraka-rs`; Haraka 3.0.0 is installed \
 with npm under `target/bench/`, and its DNS resolvers are pointed at the loopback DNS \
 server by a preload script.

@@ -24,6 +24,8 @@ pub const VERSION: &str = "3.0.0";
 pub struct HarakaJs {
     pub bin: PathBuf,
     pub preload: PathBuf,
+    /// The optional TCP_NODELAY preload (`--haraka-nodelay`).
+    pub nodelay: PathBuf,
     pub node: String,
 }
 
@@ -57,12 +59,15 @@ pub fn ensure() -> anyhow::Result<HarakaJs> {
     }
     let preload = dir.join("bench-dns.js");
     std::fs::write(&preload, PRELOAD).with_context(|| format!("writing {}", preload.display()))?;
+    let nodelay = dir.join("bench-nodelay.js");
+    std::fs::write(&nodelay, NODELAY).with_context(|| format!("writing {}", nodelay.display()))?;
     let node = util::output(Command::new("node").arg("--version"))?
         .trim()
         .to_owned();
     Ok(HarakaJs {
         bin: pkg.join("bin/haraka"),
         preload,
+        nodelay,
         node,
     })
 }
@@ -74,12 +79,15 @@ fn installed_version(pkg: &Path) -> Option<String> {
 }
 
 impl HarakaJs {
-    /// The command that runs Haraka on `root`, its DNS pinned to `dns`.
-    pub fn command(&self, root: &Path, dns: SocketAddrV4) -> Command {
+    /// The command that runs Haraka on `root`, its DNS pinned to `dns`;
+    /// `nodelay` also sets TCP_NODELAY on every socket.
+    pub fn command(&self, root: &Path, dns: SocketAddrV4, nodelay: bool) -> Command {
         let mut cmd = Command::new("node");
-        cmd.arg("-r")
-            .arg(&self.preload)
-            .arg(&self.bin)
+        cmd.arg("-r").arg(&self.preload);
+        if nodelay {
+            cmd.arg("-r").arg(&self.nodelay);
+        }
+        cmd.arg(&self.bin)
             .arg("-c")
             .arg(root)
             .env("HARAKA_BENCH_DNS", dns.to_string());
@@ -108,6 +116,25 @@ for (const api of [dns, dns.promises]) {
 }
 ";
 
+/// `--haraka-nodelay`: TCP_NODELAY on every socket Haraka opens or accepts
+/// (Haraka 3.0.0 leaves Nagle's algorithm on).
+const NODELAY: &str = r"'use strict';
+// cargo xtask bench --haraka-nodelay: disable Nagle's algorithm on every socket.
+const net = require('node:net');
+const connect = net.Socket.prototype.connect;
+net.Socket.prototype.connect = function (...args) {
+    this.setNoDelay(true);
+    return connect.apply(this, args);
+};
+const emit = net.Server.prototype.emit;
+net.Server.prototype.emit = function (event, socket, ...rest) {
+    if (event === 'connection' && socket && typeof socket.setNoDelay === 'function') {
+        socket.setNoDelay(true);
+    }
+    return emit.call(this, event, socket, ...rest);
+};
+";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,15 +156,33 @@ mod tests {
         let h = HarakaJs {
             bin: "/x/bin/haraka".into(),
             preload: "/x/bench-dns.js".into(),
+            nodelay: "/x/bench-nodelay.js".into(),
             node: "v20".into(),
         };
-        let cmd = h.command(
-            Path::new("/r"),
-            "127.0.0.76:5353"
-                .parse()
-                .unwrap_or_else(|_| SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 53)),
+        let dns: SocketAddrV4 = "127.0.0.76:5353"
+            .parse()
+            .unwrap_or(SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 53));
+        let args = |nodelay| -> Vec<String> {
+            h.command(Path::new("/r"), dns, nodelay)
+                .get_args()
+                .map(|a| a.to_string_lossy().into())
+                .collect()
+        };
+        assert_eq!(
+            args(false),
+            ["-r", "/x/bench-dns.js", "/x/bin/haraka", "-c", "/r"]
         );
-        let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into()).collect();
-        assert_eq!(args, ["-r", "/x/bench-dns.js", "/x/bin/haraka", "-c", "/r"]);
+        assert_eq!(
+            args(true),
+            [
+                "-r",
+                "/x/bench-dns.js",
+                "-r",
+                "/x/bench-nodelay.js",
+                "/x/bin/haraka",
+                "-c",
+                "/r"
+            ]
+        );
     }
 }

@@ -39,6 +39,14 @@ pub fn target(
     let mut fig = Figures::default();
     if let Some(pid) = pid {
         fig.idle_rss_kib = Some(settle(pid)?.rss_kib);
+        // The connection-scaling run comes first, on the fresh server: after
+        // the load, a garbage-collected heap would hide what connections cost.
+        let (base, with) = idle_connections(addr, pid, opts.idle_conns)?;
+        fig.idle_conns = Some(opts.idle_conns);
+        fig.conns_base_kib = Some(base);
+        fig.conns_rss_kib = Some(with);
+        // So that the peak RSS is that of the mail runs alone.
+        procs::reset_peak(pid)?;
     }
     if opts.warmup > 0 {
         let w = Workload {
@@ -57,20 +65,26 @@ pub fn target(
             .with_context(|| format!("load client run {run}"))?;
         p50s.push(percentile(&lat, 50.0));
         p99s.push(percentile(&lat, 99.0));
+        eprintln!(
+            "bench:   run {run}: {rate:.0} msg/s, {} CPU-s/1k msgs, p50 {:.2} ms, p99 {:.2} ms",
+            cpu.map_or_else(|| "—".to_owned(), |c| format!("{c:.2}")),
+            p50s[p50s.len() - 1].as_secs_f64() * 1000.0,
+            p99s[p99s.len() - 1].as_secs_f64() * 1000.0,
+        );
         if let Some(p) = server.as_deref_mut() {
             p.check_alive()?;
         }
     }
     fig.msgs_per_s = median(&rates);
+    fig.msgs_per_s_range = (
+        rates.iter().copied().fold(f64::INFINITY, f64::min),
+        rates.iter().copied().fold(0.0, f64::max),
+    );
     fig.cpu_s_per_1000 = (!cpus.is_empty()).then(|| median(&cpus));
     fig.p50 = median_duration(&p50s);
     fig.p99 = median_duration(&p99s);
     if let Some(pid) = pid {
         fig.peak_rss_kib = Some(procs::usage(pid)?.hwm_kib);
-        fig.idle_conns = Some(opts.idle_conns);
-        let (base, with) = idle_connections(addr, pid, opts.idle_conns)?;
-        fig.conns_base_kib = Some(base);
-        fig.conns_rss_kib = Some(with);
     }
     if let Some(p) = server {
         p.check_alive()?;
@@ -178,7 +192,7 @@ fn settle(pid: u32) -> anyhow::Result<procs::Usage> {
 }
 
 /// RSS of the server before, and with `n` connections open that have read
-/// the greeting.
+/// the greeting (all closed again before this returns).
 fn idle_connections(addr: SocketAddr, pid: u32, n: usize) -> anyhow::Result<(u64, u64)> {
     let base = settle(pid)?.rss_kib;
     let idle = client::open_idle(addr, n)?;

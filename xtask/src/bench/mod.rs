@@ -46,7 +46,8 @@ use targets::{Ctx, Kind};
 const USAGE: &str = "\
 cargo xtask bench [options]
 
-  --smoke              a few messages per target, one run, no doc written (CI)
+  --smoke              a few messages per target, one run, a debug build of
+                       haraka-rs, no doc written (for CI: no figure means anything)
   -m, --messages N     messages per run (3000)
   -l, --size BYTES     message body size (10240)
   -s, --concurrency C  connections at once (20)
@@ -56,6 +57,7 @@ cargo xtask bench [options]
   --idle N             idle connections for the scaling run (1000)
   --targets LIST       comma-separated: direct,haraka-rs-in,haraka-in,haraka-rs-out,haraka-out
   --haraka-nodes N     Haraka's smtp.ini nodes= (0: one process; 'unset'; 'cpus')
+  --haraka-nodelay     set TCP_NODELAY on Haraka's sockets (Haraka never does)
   --out PATH           where to write the report (docs/performance.md)
   --no-write           print the table only
   --no-netns           stay in the machine's network namespace
@@ -80,6 +82,8 @@ pub struct Options {
     pub idle_conns: usize,
     pub targets: Vec<Kind>,
     pub haraka_nodes: String,
+    /// Force TCP_NODELAY on Haraka's sockets (not Haraka's own behaviour).
+    pub haraka_nodelay: bool,
     pub smoke: bool,
     pub out: Option<PathBuf>,
     pub netns: bool,
@@ -100,6 +104,7 @@ impl Default for Options {
             idle_conns: 1000,
             targets: Kind::ALL.to_vec(),
             haraka_nodes: "0".to_owned(),
+            haraka_nodelay: false,
             smoke: false,
             out: Some(util::root().join("docs").join("performance.md")),
             netns: true,
@@ -151,6 +156,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
                 let v = value(arg)?;
                 o.haraka_nodes = if v == "unset" { String::new() } else { v };
             }
+            "--haraka-nodelay" => o.haraka_nodelay = true,
             "--out" => o.out = Some(PathBuf::from(value(arg)?)),
             "--no-write" => o.out = None,
             "--no-netns" => o.netns = false,
@@ -185,7 +191,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         Ok(())
     };
     let haraka_rs = if wanted(Kind::is_haraka_rs) {
-        build_haraka_rs()
+        build_haraka_rs(!opts.smoke)
     } else {
         Err("not selected".to_owned())
     };
@@ -212,6 +218,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         haraka_js,
         dns: dns.as_ref().map(|_| ()).map_err(Clone::clone),
         haraka_nodes: opts.haraka_nodes.clone(),
+        haraka_nodelay: opts.haraka_nodelay,
         cert: Cert::self_signed(&["mail.example.com", "mailrelay.example.com"])?,
     };
     let sink = sink::SmtpSink::start(targets::SINK).context("starting smtp-sink")?;
@@ -279,16 +286,23 @@ fn summary(row: &Row) -> String {
     }
 }
 
-/// `cargo build --release -p haraka-rs`; `Err` is the reason to skip.
-fn build_haraka_rs() -> Result<PathBuf, String> {
+/// `cargo build --release -p haraka-rs` (without `--release` for the smoke
+/// run, whose figures mean nothing and which CI has built already);
+/// `HARAKA_RS_BIN` names a binary instead. `Err` is the reason to skip.
+fn build_haraka_rs(release: bool) -> Result<PathBuf, String> {
     if let Ok(p) = std::env::var("HARAKA_RS_BIN") {
         return Ok(PathBuf::from(p));
     }
-    util::cargo(&["build", "--release", "-p", "haraka-rs"])
-        .map_err(|e| format!("cargo build --release -p haraka-rs failed: {e:#}"))?;
+    let mut args = vec!["build", "-p", "haraka-rs"];
+    if release {
+        args.insert(1, "--release");
+    }
+    util::cargo(&args).map_err(|e| format!("cargo {} failed: {e:#}", args.join(" ")))?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| util::root().join("target"), PathBuf::from);
-    let bin = target.join("release").join("haraka-rs");
+    let bin = target
+        .join(if release { "release" } else { "debug" })
+        .join("haraka-rs");
     if bin.is_file() {
         Ok(bin)
     } else {
@@ -334,11 +348,25 @@ fn enter_netns(wanted: bool) -> String {
     }
 }
 
-/// `$TMPDIR/haraka-rs-bench/run-<pid>`, fresh.
+/// `$TMPDIR/haraka-rs-bench/run-<pid>`, fresh; folders of earlier runs whose
+/// xtask is gone are removed.
 fn run_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir()
-        .join("haraka-rs-bench")
-        .join(format!("run-{}", std::process::id()));
+    let base = std::env::temp_dir().join("haraka-rs-bench");
+    for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let pid = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("run-"))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && procs::start_time(pid).is_none()
+            && let Err(e) = std::fs::remove_dir_all(&path)
+        {
+            eprintln!("bench: removing {}: {e}", path.display());
+        }
+    }
+    let dir = base.join(format!("run-{}", std::process::id()));
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
@@ -399,7 +427,7 @@ mod tests {
     fn options() {
         let o = parse(&args(
             "-m 100 --size 2048 -s 4 --per-conn 10 --runs 3 --idle 50 \
-             --targets direct,haraka-in --haraka-nodes unset --no-write --no-netns",
+             --targets direct,haraka-in --haraka-nodes unset --haraka-nodelay --no-write --no-netns",
         ))
         .unwrap();
         assert_eq!(o.workload.messages, 100);
@@ -409,6 +437,7 @@ mod tests {
         assert_eq!((o.runs, o.idle_conns), (3, 50));
         assert_eq!(o.targets, vec![Kind::Direct, Kind::HarakaIn]);
         assert_eq!(o.haraka_nodes, "");
+        assert!(o.haraka_nodelay);
         assert!(o.out.is_none() && !o.netns);
     }
 

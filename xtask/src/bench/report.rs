@@ -12,6 +12,8 @@ use super::targets::Kind;
 pub struct Figures {
     /// Messages per second until the last one reached the sink.
     pub msgs_per_s: f64,
+    /// The slowest and the fastest run.
+    pub msgs_per_s_range: (f64, f64),
     /// Server CPU (user + system, all processes) per 1,000 messages.
     pub cpu_s_per_1000: Option<f64>,
     /// RSS once start-up work is done, before any mail.
@@ -87,7 +89,7 @@ pub fn table(rows: &[(Kind, Row)]) -> String {
         |n| format!("RSS with {n} idle conns (per conn)"),
     );
     let mut t = format!(
-        "| target | msg/s | of limit | CPU-s / 1k msgs | idle RSS | peak RSS | p50 | p99 | {conns_head} |\n\
+        "| target | msg/s (slowest–fastest run) | of limit | CPU-s / 1k msgs | idle RSS | peak RSS | p50 | p99 | {conns_head} |\n\
          |---|--:|--:|--:|--:|--:|--:|--:|--:|\n"
     );
     for (kind, row) in rows {
@@ -131,9 +133,11 @@ pub fn table(rows: &[(Kind, Row)]) -> String {
         };
         let _ = writeln!(
             t,
-            "| {} | {:.0} | {share} | {cpu} | {} | {} | {} | {} | {conns} |",
+            "| {} | {:.0} ({:.0}–{:.0}) | {share} | {cpu} | {} | {} | {} | {} | {conns} |",
             kind.label(),
             f.msgs_per_s,
+            f.msgs_per_s_range.0,
+            f.msgs_per_s_range.1,
             mib(f.idle_rss_kib),
             mib(f.peak_rss_kib),
             ms(f.p50),
@@ -255,6 +259,7 @@ mod tests {
     fn fig(rate: f64, rss: u64) -> Figures {
         Figures {
             msgs_per_s: rate,
+            msgs_per_s_range: (rate - 10.0, rate + 10.0),
             cpu_s_per_1000: Some(1.0),
             idle_rss_kib: Some(rss),
             peak_rss_kib: Some(rss * 2),
@@ -276,7 +281,7 @@ mod tests {
             (Kind::HarakaOut, Row::Failed("a | b".into())),
         ];
         let t = table(&rows);
-        assert!(t.contains("| haraka-rs as haraka-in | 2500 | 50 % | 1.00 | 10.0 MiB | 20.0 MiB | 2.00 ms | 9.00 ms | 19.8 MiB (+10.0 KiB) |"), "{t}");
+        assert!(t.contains("| haraka-rs as haraka-in | 2500 (2490–2510) | 50 % | 1.00 | 10.0 MiB | 20.0 MiB | 2.00 ms | 9.00 ms | 19.8 MiB (+10.0 KiB) |"), "{t}");
         assert!(
             t.contains("| haraka-rs as haraka-out | skipped: no binary |"),
             "{t}"

@@ -119,6 +119,8 @@ pub struct Ctx {
     pub dns: Result<(), String>,
     /// Haraka's `smtp.ini nodes=` (empty: unset).
     pub haraka_nodes: String,
+    /// Load the TCP_NODELAY preload into Haraka too.
+    pub haraka_nodelay: bool,
     pub cert: Cert,
 }
 
@@ -154,7 +156,7 @@ pub fn start(kind: Kind, ctx: &Ctx) -> Result<Option<Proc>, String> {
             spec.smtp_ini_extra
                 .push(format!("nodes={}", ctx.haraka_nodes));
         }
-        haraka.command(&root_dir, DNS)
+        haraka.command(&root_dir, DNS, ctx.haraka_nodelay)
     };
     roots::write(&root_dir, &spec, &ctx.cert).map_err(|e| format!("{e:#}"))?;
     let log = ctx.dir.join(format!("{}.log", kind.name()));
