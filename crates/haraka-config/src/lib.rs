@@ -18,6 +18,7 @@ mod defaults;
 mod dir;
 mod flat;
 mod ini;
+mod net;
 mod seed;
 mod smtp_ini;
 mod text;
@@ -29,6 +30,7 @@ pub use defaults::{SHIPPED, Shipped, shipped};
 pub use dir::{ConfigDir, Layout, PluginEntry};
 pub use flat::{FlatLine, parse_data, parse_list};
 pub use ini::{Ini, IniValue, Scalar, Section, is_float, is_integer};
+pub use net::parse_ip_net;
 pub use seed::normalize_plugin_name;
 pub use smtp_ini::{
     DEFAULT_LISTEN, HeadersIni, ListenAddr, Nodes, SmtpIni, SmtpLegacy, parse_listen,

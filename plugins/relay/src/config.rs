@@ -122,21 +122,9 @@ fn acl(cfg: &ConfigDir) -> Vec<IpNet> {
     nets
 }
 
-/// `a.b.c.d[/n]` or an IPv6 address `[/n]`; a bare address is a single host (/32 or
-/// /128); text after `#` is a comment; IPv4-mapped IPv6 ranges become IPv4 ranges.
+/// One `relay_acl_allow` entry (see [`haraka_config::parse_ip_net`]).
 pub fn parse_acl_entry(entry: &str) -> Option<IpNet> {
-    let entry = entry.split_once('#').map_or(entry, |(e, _)| e).trim();
-    let net = match entry.parse::<IpNet>() {
-        Ok(net) => net,
-        Err(_) => IpNet::from(entry.parse::<IpAddr>().ok()?),
-    };
-    Some(match net {
-        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
-            Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).ok()?,
-            None => net,
-        },
-        other => other,
-    })
+    haraka_config::parse_ip_net(entry)
 }
 
 /// `[domains]`: domain (any case) = a JSON object with `action` and/or `nexthop`.

@@ -136,7 +136,7 @@ fn apply(conn: &mut Connection, addr: IpAddr, args: XclientArgs) {
 fn load_hosts(cfg: &ConfigDir) -> Result<(Vec<IpNet>, Vec<PathBuf>), ConfigErrors> {
     let mut nets = Vec::new();
     for entry in cfg.plugin_list_entries(HOSTS_FILE) {
-        match parse_net(entry.text()) {
+        match haraka_config::parse_ip_net(entry.text()) {
             Some(net) => nets.push(net),
             None => tracing::warn!(
                 "{}",
@@ -148,21 +148,6 @@ fn load_hosts(cfg: &ConfigDir) -> Result<(Vec<IpNet>, Vec<PathBuf>), ConfigError
         }
     }
     Ok((nets, vec![cfg.path(HOSTS_FILE)]))
-}
-
-/// `a.b.c.d`, `a.b.c.d/n`, an IPv6 address or range; IPv4-mapped IPv6 becomes IPv4.
-fn parse_net(entry: &str) -> Option<IpNet> {
-    let net = match entry.parse::<IpNet>() {
-        Ok(net) => net,
-        Err(_) => IpNet::from(entry.parse::<IpAddr>().ok()?),
-    };
-    Some(match net {
-        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
-            Some(v4) => IpNet::new(IpAddr::V4(v4), v6.prefix_len() - 96).ok()?,
-            None => net,
-        },
-        other => other,
-    })
 }
 
 impl Plugin for Xclient {
