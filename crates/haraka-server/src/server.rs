@@ -1,7 +1,7 @@
 //! Listeners, the accept loop and graceful shutdown.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -69,20 +69,25 @@ impl Server {
     }
 
     /// Serve until `shutdown` fires, then let sessions finish for at most `grace`.
+    ///
+    /// Each accept task spawns its sessions itself, so a new session starts on
+    /// the worker thread that accepted it, with no hop through another task (the
+    /// caller may be running this on a thread outside the runtime's workers).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
-        let mut sessions = JoinSet::new();
+        let sessions = Arc::new(Mutex::new(JoinSet::new()));
         let mut accepts = JoinSet::new();
-        let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(1024);
         for listener in self.listeners {
-            let tx = conn_tx.clone();
+            let sessions = Arc::clone(&sessions);
+            let ctx = Arc::clone(&self.ctx);
             accepts.spawn(async move {
                 loop {
                     match listener.accept().await {
                         Ok((tcp, peer)) => {
                             let local = tcp.local_addr().unwrap_or(peer);
-                            if tx.send((tcp, peer, local)).await.is_err() {
-                                return;
-                            }
+                            let mut set = sessions.lock().unwrap_or_else(PoisonError::into_inner);
+                            // Reap the sessions that ended since the last accept.
+                            while set.try_join_next().is_some() {}
+                            set.spawn(driver::serve(tcp, peer, local, Arc::clone(&ctx)));
                         }
                         Err(e) => {
                             tracing::warn!("accept failed: {e}");
@@ -92,21 +97,16 @@ impl Server {
                 }
             });
         }
-        drop(conn_tx);
-        loop {
-            tokio::select! {
-                changed = shutdown.changed() => {
-                    if changed.is_err() || *shutdown.borrow() {
-                        break;
-                    }
-                }
-                Some((tcp, peer, local)) = conn_rx.recv() => {
-                    sessions.spawn(driver::serve(tcp, peer, local, self.ctx.clone()));
-                }
-                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+        while !*shutdown.borrow_and_update() {
+            if shutdown.changed().await.is_err() {
+                break;
             }
         }
         accepts.abort_all();
+        while accepts.join_next().await.is_some() {}
+        let mut sessions =
+            std::mem::take(&mut *sessions.lock().unwrap_or_else(PoisonError::into_inner));
+        while sessions.try_join_next().is_some() {}
         tracing::info!(
             "shutting down: {} session(s) open, waiting up to {:?}",
             sessions.len(),

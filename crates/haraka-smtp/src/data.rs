@@ -47,6 +47,8 @@ pub struct DataReceiver {
     max_line: usize,
     limit: u64,
     line: Vec<u8>,
+    /// The normalised copy of the current line, reused from line to line.
+    stored: Vec<u8>,
     data_bytes: u64,
     prev_crlf: bool,
     line_length_exceeded: bool,
@@ -60,6 +62,7 @@ impl DataReceiver {
             max_line: max_line.max(MIN_LINE),
             limit,
             line: Vec::with_capacity(128),
+            stored: Vec::with_capacity(128),
             data_bytes: 0,
             prev_crlf: true,
             line_length_exceeded: false,
@@ -94,14 +97,28 @@ impl DataReceiver {
         if self.done {
             return Feed::Done { consumed: 0 };
         }
-        for (i, &b) in input.iter().enumerate() {
+        let mut used = 0;
+        while used < input.len() {
             if self.line.len() >= self.max_line {
                 self.fold(&mut store);
             }
-            self.line.push(b);
-            if b == b'\n' && self.end_line(&mut store) {
-                self.done = true;
-                return Feed::Done { consumed: i + 1 };
+            // At most the bytes that fit before the line limit, up to the next LF.
+            let room = self.max_line - self.line.len();
+            let avail = &input[used..];
+            let span = &avail[..room.min(avail.len())];
+            match span.iter().position(|&b| b == b'\n') {
+                Some(lf) => {
+                    self.line.extend_from_slice(&span[..=lf]);
+                    used += lf + 1;
+                    if self.end_line(&mut store) {
+                        self.done = true;
+                        return Feed::Done { consumed: used };
+                    }
+                }
+                None => {
+                    self.line.extend_from_slice(span);
+                    used += span.len();
+                }
             }
         }
         Feed::More
@@ -137,15 +154,16 @@ impl DataReceiver {
             if content.len() > 1 && content[0] == b'.' {
                 content = &content[1..];
             }
-            let mut out = Vec::with_capacity(content.len() + 4);
-            for &c in content {
-                out.push(c);
-                if c == b'\r' {
+            let out = &mut self.stored;
+            out.clear();
+            for piece in content.split_inclusive(|&c| c == b'\r') {
+                out.extend_from_slice(piece);
+                if piece.ends_with(b"\r") {
                     out.push(b'\n');
                 }
             }
             out.extend_from_slice(b"\r\n");
-            store(&out);
+            store(out);
         }
         self.line = raw;
         self.line.clear();
@@ -176,5 +194,40 @@ mod tests {
         let (s, f) = run(b"a\n.\r\nMAIL\r\n");
         assert_eq!(s, b"a\r\n.\r\nMAIL\r\n");
         assert_eq!(f, Feed::More);
+    }
+
+    /// Lines, folds, bare CRs and the end are found the same whether the input
+    /// comes whole or a byte at a time (the bulk scan must match the byte rule).
+    #[test]
+    fn same_result_in_any_chunking() {
+        let long = [b"x".repeat(30), b"\r\n".to_vec()].concat();
+        let inputs: [&[u8]; 6] = [
+            b"a\r\n..b\r\nc\rd\n.\r\nNOOP\r\n",
+            b"0123456789abcdefghij\n.\r\n",
+            b"0123456789abcdef\r\nrest\r\n.\r\n",
+            b"0123456789abcde\r\r\n.\r\n",
+            b"\r\r\r\n\n\n.\n.\r\n",
+            &long,
+        ];
+        for input in inputs {
+            let mut whole = DataReceiver::new(16, 0);
+            let mut a = Vec::new();
+            let fa = whole.feed(input, |l| a.extend_from_slice(l));
+            let mut bytes = DataReceiver::new(16, 0);
+            let mut b = Vec::new();
+            let mut fb = Feed::More;
+            for (i, byte) in input.iter().enumerate() {
+                if let Feed::Done { consumed } = bytes.feed(&[*byte], |l| b.extend_from_slice(l)) {
+                    fb = Feed::Done {
+                        consumed: i + consumed,
+                    };
+                    break;
+                }
+            }
+            assert_eq!(a, b, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(fa, fb, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(whole.data_bytes(), bytes.data_bytes());
+            assert_eq!(whole.line_length_exceeded(), bytes.line_length_exceeded());
+        }
     }
 }

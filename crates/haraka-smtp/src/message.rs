@@ -263,29 +263,42 @@ impl DotStuffer {
         }
     }
 
-    /// Stuff `input` into `out`.
+    /// Stuff `input` into `out`. Runs of line content are copied whole; only line
+    /// ends and a dot at a line start need a decision.
     pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        for &b in input {
+        out.reserve(input.len() + 2);
+        let mut rest = input;
+        while let Some((&b, tail)) = rest.split_first() {
             if self.pending_cr {
                 self.pending_cr = false;
                 out.extend_from_slice(b"\r\n");
                 self.at_line_start = true;
                 if b == b'\n' {
+                    rest = tail;
                     continue;
                 }
             }
             match b {
-                b'\r' => self.pending_cr = true,
+                b'\r' => {
+                    self.pending_cr = true;
+                    rest = tail;
+                }
                 b'\n' => {
                     out.extend_from_slice(b"\r\n");
                     self.at_line_start = true;
+                    rest = tail;
                 }
                 _ => {
                     if self.at_line_start && b == b'.' {
                         out.push(b'.');
                     }
-                    out.push(b);
+                    let run = rest
+                        .iter()
+                        .position(|&c| c == b'\r' || c == b'\n')
+                        .unwrap_or(rest.len());
+                    out.extend_from_slice(&rest[..run]);
                     self.at_line_start = false;
+                    rest = &rest[run..];
                 }
             }
         }
@@ -378,5 +391,44 @@ impl MessageBuilder {
             }
         }
         self.message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DotStuffer;
+
+    fn stuff(pieces: &[&[u8]]) -> Vec<u8> {
+        let mut st = DotStuffer::new();
+        let mut out = Vec::new();
+        for p in pieces {
+            st.push(p, &mut out);
+        }
+        st.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn stuffs_and_normalises_in_any_chunking() {
+        let cases: [(&[u8], &[u8]); 5] = [
+            (b".a\r\nb.\r\n..c", b"..a\r\nb.\r\n...c\r\n.\r\n"),
+            (b"a\nb\rc\r\n", b"a\r\nb\r\nc\r\n.\r\n"),
+            (b"\r\r\n.\n.", b"\r\n\r\n..\r\n..\r\n.\r\n"),
+            (b"", b".\r\n"),
+            (
+                b"plain text without an end",
+                b"plain text without an end\r\n.\r\n",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                stuff(&[input]),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+            let bytes: Vec<&[u8]> = input.chunks(1).collect();
+            assert_eq!(stuff(&bytes), want, "{:?}", String::from_utf8_lossy(input));
+        }
     }
 }

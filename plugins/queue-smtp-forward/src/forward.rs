@@ -214,7 +214,8 @@ impl Forwarder {
     }
 }
 
-/// MAIL, RCPT (all or, with one_message_per_rcpt, one at a time), DATA.
+/// MAIL, RCPT (all or, with one_message_per_rcpt, one at a time) and DATA, pipelined
+/// when the backend offers PIPELINING; then the message.
 async fn send(job: &Job<'_>, client: &mut SmtpClient) -> Result<Reply, Error> {
     let from = match &job.txn.mail_from {
         Some(a) => path(a),
@@ -231,14 +232,14 @@ async fn send(job: &Job<'_>, client: &mut SmtpClient) -> Result<Reply, Error> {
         if i > 0 {
             client.rset().await?;
         }
-        let replies = client.envelope(&from, group).await?;
+        let replies = client.envelope_data(&from, group).await?;
         if let Some(bad) = replies.into_iter().find(|r| !(200..300).contains(&r.code)) {
             return Err(Error::Rejected {
                 stage: Stage::Rcpt,
                 reply: bad,
             });
         }
-        last = Some(client.data(&job.txn.message).await?);
+        last = Some(client.message(&job.txn.message).await?);
     }
     last.ok_or_else(|| Error::Invalid("no recipients".into()))
 }
