@@ -155,10 +155,7 @@ fn commit(dir: &Path, syncer: &dyn Syncer, stats: &WriterStats, batch: Vec<Reque
     stats
         .requests
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
-    let mut results: Vec<Result<Vec<PathBuf>, QueueError>> = batch
-        .iter()
-        .map(|req| write_request(dir, syncer, stats, &req.files))
-        .collect();
+    let mut results = write_all(dir, syncer, stats, &batch);
     if results.iter().any(Result::is_ok) {
         stats.dir_syncs.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = syncer.sync_dir(dir) {
@@ -175,6 +172,38 @@ fn commit(dir: &Path, syncer: &dyn Syncer, stats: &WriterStats, batch: Vec<Reque
         // A submitter that went away no longer cares; its files stay queued.
         let _ = req.done.send(result.map(|_| ()));
     }
+}
+
+/// Most requests of a batch written and fsynced at the same time.
+const PARALLEL_WRITES: usize = 32;
+
+/// Write every request of a batch. The file fsyncs of concurrent requests run in
+/// parallel (one scoped thread each, [`PARALLEL_WRITES`] at a time), so a batch costs
+/// about one file fsync plus the directory fsync, not one fsync per message.
+fn write_all(
+    dir: &Path,
+    syncer: &dyn Syncer,
+    stats: &WriterStats,
+    batch: &[Request],
+) -> Vec<Result<Vec<PathBuf>, QueueError>> {
+    if let [only] = batch {
+        return vec![write_request(dir, syncer, stats, &only.files)];
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for group in batch.chunks(PARALLEL_WRITES) {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = group
+                .iter()
+                .map(|req| s.spawn(|| write_request(dir, syncer, stats, &req.files)))
+                .collect();
+            for h in handles {
+                results.push(h.join().unwrap_or_else(|_| {
+                    Err(QueueError::Io(io::Error::other("queue write panicked")))
+                }));
+            }
+        });
+    }
+    results
 }
 
 /// Write, fsync and rename every file of one request; on any failure undo the request.
