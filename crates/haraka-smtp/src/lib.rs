@@ -23,6 +23,7 @@ pub mod conn;
 pub mod data;
 mod fuzz;
 pub mod hook;
+pub mod ids;
 pub mod message;
 mod punycode;
 pub mod received;
