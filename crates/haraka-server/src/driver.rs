@@ -210,7 +210,7 @@ impl Driver {
                     verified: state.peer_certificates().is_some_and(|c| !c.is_empty()),
                     cipher: state
                         .negotiated_cipher_suite()
-                        .and_then(|s| s.suite().as_str().map(str::to_owned)),
+                        .and_then(|s| s.suite().as_str().map(iana_cipher_name)),
                     version: state
                         .protocol_version()
                         .and_then(|v| v.as_str().map(str::to_owned)),
@@ -229,5 +229,35 @@ impl Driver {
                 None
             }
         }
+    }
+}
+
+/// The IANA name of a cipher suite, as Haraka prints it (`TLS_AES_256_GCM_SHA384`);
+/// rustls names the TLS 1.3 suites `TLS13_…`.
+fn iana_cipher_name(rustls_name: &str) -> String {
+    match rustls_name.strip_prefix("TLS13_") {
+        Some(rest) => format!("TLS_{rest}"),
+        None => rustls_name.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iana_cipher_name;
+
+    #[test]
+    fn cipher_names_are_iana() {
+        assert_eq!(
+            iana_cipher_name("TLS13_AES_256_GCM_SHA384"),
+            "TLS_AES_256_GCM_SHA384"
+        );
+        assert_eq!(
+            iana_cipher_name("TLS13_CHACHA20_POLY1305_SHA256"),
+            "TLS_CHACHA20_POLY1305_SHA256"
+        );
+        assert_eq!(
+            iana_cipher_name("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+        );
     }
 }
