@@ -53,7 +53,15 @@ impl Server {
     ) -> Result<Server, ServerError> {
         let mut listeners = Vec::with_capacity(addrs.len());
         for &addr in addrs {
-            let l = bind_one(addr).map_err(|source| ServerError::Bind { addr, source })?;
+            let l = match bind_one(addr) {
+                // Haraka's default `[::0]:25` falls back to IPv4 where IPv6 is missing.
+                Err(e) if is_v6_any(addr) && no_ipv6(&e) => {
+                    let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+                    tracing::warn!("cannot listen on {addr} ({e}); using {v4}");
+                    bind_one(v4).map_err(|source| ServerError::Bind { addr: v4, source })?
+                }
+                other => other.map_err(|source| ServerError::Bind { addr, source })?,
+            };
             tracing::info!("listening on {}", l.local_addr().unwrap_or(addr));
             listeners.push(l);
         }
@@ -128,6 +136,16 @@ impl Server {
 pub fn shutdown_channel() -> (ShutdownHandle, watch::Receiver<bool>) {
     let (tx, rx) = watch::channel(false);
     (ShutdownHandle(tx), rx)
+}
+
+fn is_v6_any(addr: SocketAddr) -> bool {
+    matches!(addr, SocketAddr::V6(a) if a.ip().is_unspecified())
+}
+
+/// The kernel has no IPv6 (`EAFNOSUPPORT`) or no IPv6 address to bind (`EADDRNOTAVAIL`).
+fn no_ipv6(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::AddrNotAvailable
+        || e.raw_os_error() == Some(nix::libc::EAFNOSUPPORT)
 }
 
 fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
