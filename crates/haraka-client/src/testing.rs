@@ -368,3 +368,26 @@ impl AsyncWrite for Io {
         }
     }
 }
+
+/// A self-signed certificate for `name` (a DNS name or an IP), as a server
+/// configuration and a client configuration that trusts exactly that certificate.
+pub fn tls_pair(
+    name: &str,
+) -> Result<(Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>), String> {
+    use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ck =
+        rcgen::generate_simple_self_signed(vec![name.to_string()]).map_err(|e| e.to_string())?;
+    let cert = ck.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .map_err(|e| e.to_string())?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).map_err(|e| e.to_string())?;
+    let client = crate::tls::client_config(roots).map_err(|e| e.to_string())?;
+    Ok((Arc::new(server), client))
+}

@@ -11,7 +11,7 @@ use haraka_client::{
     XclientAttrs,
 };
 use haraka_smtp::Message;
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls_pki_types::ServerName;
 
 fn opts(secs: f64) -> ConnectOptions {
     let t = Duration::from_secs_f64(secs);
@@ -37,22 +37,7 @@ fn rcpts(list: &[&str]) -> Vec<String> {
 }
 
 fn tls_pair(name: &str) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
-    let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
-    let cert = ck.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
-    (
-        Arc::new(server),
-        haraka_client::tls::client_config(roots).unwrap(),
-    )
+    haraka_client::testing::tls_pair(name).unwrap()
 }
 
 #[tokio::test]

@@ -9,7 +9,6 @@ use haraka_client::testing::FakeServer;
 use haraka_outbound::{Event, Outbound, StaticResolver, TlsPolicy};
 use haraka_plugin_api::{Hook, OutboundArgs, OutboundQueue, Outcome};
 use haraka_queue::{QueueDir, QueueStore, Syncer};
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 fn delivered(e: &Event) -> bool {
     matches!(e, Event::Delivered { .. })
@@ -151,22 +150,7 @@ async fn a_queue_that_cannot_write_answers_a_temporary_error() {
 }
 
 fn tls_server(name: &str) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
-    let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
-    let cert = ck.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
-    (
-        Arc::new(server),
-        haraka_client::tls::client_config(roots).unwrap(),
-    )
+    haraka_client::testing::tls_pair(name).unwrap()
 }
 
 #[tokio::test]

@@ -11,7 +11,6 @@ use haraka_plugin_api::{
     Plugin, PluginInit, Remote, Transaction,
 };
 use haraka_plugin_queue_smtp_forward::{BOOLEANS, Config, SmtpForward, factory};
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A temporary Haraka root with `config/<name>` files.
 pub struct Root {
@@ -114,20 +113,5 @@ pub fn ini_for(port: u16, extra: &str) -> String {
 
 /// A server config and a client config trusting it, for `name` (DNS name or IP).
 pub fn tls_pair(name: &str) -> (Arc<rustls::ServerConfig>, Arc<rustls::ClientConfig>) {
-    let ck = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
-    let cert = ck.cert.der().clone();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
-    (
-        Arc::new(server),
-        haraka_client::tls::client_config(roots).unwrap(),
-    )
+    haraka_client::testing::tls_pair(name).unwrap()
 }
