@@ -26,6 +26,10 @@ pub const CHECKS: &[Check] = &[
         backend_honours_xclient,
     ),
     (
+        "infra: postfix backend refuses a second XCLIENT on one connection",
+        backend_refuses_second_xclient,
+    ),
+    (
         "infra: postfix backend refuses XCLIENT from a stranger",
         backend_refuses_xclient,
     ),
@@ -149,6 +153,36 @@ fn backend_honours_xclient(env: &Env) -> anyhow::Result<()> {
         &format!("{queue_id}: client=unknown[{original}]"),
         DELIVERY,
     )?;
+    Ok(())
+}
+
+/// Why smtp_forward never reuses a backend connection that carried XCLIENT:
+/// Postfix checks `smtpd_authorized_xclient_hosts` against the client that
+/// XCLIENT installed, so a second XCLIENT on the same connection is refused
+/// (a client that carried on after that refusal, as Haraka 3.0.0's
+/// smtp_client does, would hand the next message in under the previous
+/// client's address).
+fn backend_refuses_second_xclient(_env: &Env) -> anyhow::Result<()> {
+    let proxy = net::XCLIENT_HOSTS[1];
+    let (mut c, greeting) = RawSmtp::connect(proxy, net::BACKEND)?;
+    ensure!(greeting.code == 220, "greeting {greeting:?}");
+    c.cmd("EHLO proxy.test")?;
+    let first = c.cmd(&format!(
+        "XCLIENT ADDR={} NAME=[UNAVAILABLE]",
+        net::CLIENTS[0]
+    ))?;
+    ensure!(first.code == 220, "first XCLIENT:\n{}", c.transcript());
+    c.cmd("EHLO client-0.test")?;
+    let second = c.cmd(&format!(
+        "XCLIENT ADDR={} NAME=[UNAVAILABLE]",
+        net::CLIENTS[1]
+    ))?;
+    ensure!(
+        second.code >= 500,
+        "a second XCLIENT was accepted; smtp_forward could reuse connections:\n{}",
+        c.transcript()
+    );
+    c.cmd("QUIT")?;
     Ok(())
 }
 
