@@ -11,9 +11,9 @@ use std::future::Future;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
@@ -89,7 +89,7 @@ impl Writer {
         let thread_stats = Arc::clone(&stats);
         std::thread::Builder::new()
             .name("queue-writer".into())
-            .spawn(move || run(&dir, &*syncer, &thread_stats, &rx))
+            .spawn(move || run(&dir, &syncer, &thread_stats, &rx))
             .map_err(QueueError::Io)?;
         Ok(Writer { tx, stats })
     }
@@ -136,7 +136,13 @@ impl Future for WriteTicket {
     }
 }
 
-fn run(dir: &Path, syncer: &dyn Syncer, stats: &WriterStats, rx: &mpsc::Receiver<Request>) {
+fn run(
+    dir: &Path,
+    syncer: &Arc<dyn Syncer>,
+    stats: &Arc<WriterStats>,
+    rx: &mpsc::Receiver<Request>,
+) {
+    let mut workers = FileWorkers::new(dir, syncer, stats);
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -145,17 +151,23 @@ fn run(dir: &Path, syncer: &dyn Syncer, stats: &WriterStats, rx: &mpsc::Receiver
                 Err(_) => break,
             }
         }
-        commit(dir, syncer, stats, batch);
+        commit(dir, &**syncer, stats, &mut workers, batch);
     }
 }
 
 /// Make one batch durable and answer every request in it.
-fn commit(dir: &Path, syncer: &dyn Syncer, stats: &WriterStats, batch: Vec<Request>) {
+fn commit(
+    dir: &Path,
+    syncer: &dyn Syncer,
+    stats: &WriterStats,
+    workers: &mut FileWorkers,
+    mut batch: Vec<Request>,
+) {
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats
         .requests
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
-    let mut results = write_all(dir, syncer, stats, &batch);
+    let mut results = workers.write_all(&mut batch);
     if results.iter().any(Result::is_ok) {
         stats.dir_syncs.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = syncer.sync_dir(dir) {
@@ -177,33 +189,123 @@ fn commit(dir: &Path, syncer: &dyn Syncer, stats: &WriterStats, batch: Vec<Reque
 /// Most requests of a batch written and fsynced at the same time.
 const PARALLEL_WRITES: usize = 32;
 
-/// Write every request of a batch. The file fsyncs of concurrent requests run in
-/// parallel (one scoped thread each, [`PARALLEL_WRITES`] at a time), so a batch costs
-/// about one file fsync plus the directory fsync, not one fsync per message.
-fn write_all(
-    dir: &Path,
-    syncer: &dyn Syncer,
-    stats: &WriterStats,
-    batch: &[Request],
-) -> Vec<Result<Vec<PathBuf>, QueueError>> {
-    if let [only] = batch {
-        return vec![write_request(dir, syncer, stats, &only.files)];
+type WriteResult = Result<Vec<PathBuf>, QueueError>;
+
+/// One request's files, handed to a worker.
+struct Job {
+    index: usize,
+    files: Vec<PendingFile>,
+    reply: mpsc::Sender<(usize, WriteResult)>,
+}
+
+/// Threads that write and fsync the files of one request each, so that a batch
+/// costs about one file fsync plus the directory fsync, not one fsync per
+/// message. They are started as batches need them (at most [`PARALLEL_WRITES`])
+/// and kept: a thread started per request cost more than the write itself.
+struct FileWorkers {
+    dir: Arc<Path>,
+    syncer: Arc<dyn Syncer>,
+    stats: Arc<WriterStats>,
+    jobs: mpsc::Sender<Job>,
+    queue: Arc<Mutex<mpsc::Receiver<Job>>>,
+    threads: usize,
+}
+
+impl FileWorkers {
+    fn new(dir: &Path, syncer: &Arc<dyn Syncer>, stats: &Arc<WriterStats>) -> FileWorkers {
+        let (jobs, queue) = mpsc::channel();
+        FileWorkers {
+            dir: Arc::from(dir),
+            syncer: Arc::clone(syncer),
+            stats: Arc::clone(stats),
+            jobs,
+            queue: Arc::new(Mutex::new(queue)),
+            threads: 0,
+        }
     }
-    let mut results = Vec::with_capacity(batch.len());
-    for group in batch.chunks(PARALLEL_WRITES) {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = group
-                .iter()
-                .map(|req| s.spawn(|| write_request(dir, syncer, stats, &req.files)))
-                .collect();
-            for h in handles {
-                results.push(h.join().unwrap_or_else(|_| {
-                    Err(QueueError::Io(io::Error::other("queue write panicked")))
-                }));
+
+    /// Start workers until `wanted` run (or starting one fails); returns how many run.
+    fn grow(&mut self, wanted: usize) -> usize {
+        while self.threads < wanted.min(PARALLEL_WRITES) {
+            let queue = Arc::clone(&self.queue);
+            let (dir, syncer, stats) = (
+                Arc::clone(&self.dir),
+                Arc::clone(&self.syncer),
+                Arc::clone(&self.stats),
+            );
+            let started = std::thread::Builder::new()
+                .name("queue-fsync".into())
+                .spawn(move || work(&queue, &dir, &*syncer, &stats));
+            match started {
+                Ok(_) => self.threads += 1,
+                Err(e) => {
+                    tracing::warn!("cannot start a queue fsync thread: {e}");
+                    break;
+                }
             }
-        });
+        }
+        self.threads
     }
-    results
+
+    /// Write every request of a batch; results in the batch's order. The files
+    /// move out of the requests.
+    fn write_all(&mut self, batch: &mut [Request]) -> Vec<WriteResult> {
+        if batch.len() == 1 || self.grow(batch.len()) == 0 {
+            return batch
+                .iter()
+                .map(|r| write_request(&self.dir, &*self.syncer, &self.stats, &r.files))
+                .collect();
+        }
+        let (reply, replies) = mpsc::channel();
+        let mut results: Vec<Option<WriteResult>> = Vec::with_capacity(batch.len());
+        for (index, req) in batch.iter_mut().enumerate() {
+            let job = Job {
+                index,
+                files: std::mem::take(&mut req.files),
+                reply: reply.clone(),
+            };
+            results.push(None);
+            if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
+                // Unreachable while `self.queue` holds the receiver; write inline.
+                let r = write_request(&self.dir, &*self.syncer, &self.stats, &job.files);
+                results[index] = Some(r);
+            }
+        }
+        drop(reply);
+        // Ends when every job answered or its worker died (its sender dropped).
+        for (index, result) in replies {
+            if let Some(slot) = results.get_mut(index) {
+                *slot = Some(result);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(QueueError::Io(io::Error::other(
+                        "queue write failed in its thread",
+                    )))
+                })
+            })
+            .collect()
+    }
+}
+
+fn work(queue: &Mutex<mpsc::Receiver<Job>>, dir: &Path, syncer: &dyn Syncer, stats: &WriterStats) {
+    loop {
+        let job = {
+            let Ok(rx) = queue.lock() else { return };
+            match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            write_request(dir, syncer, stats, &job.files)
+        }))
+        .unwrap_or_else(|_| Err(QueueError::Io(io::Error::other("queue write panicked"))));
+        let _ = job.reply.send((job.index, result));
+    }
 }
 
 /// Write, fsync and rename every file of one request; on any failure undo the request.
