@@ -434,3 +434,60 @@ async fn pool_reuses_limits_and_expires() {
     lease.release(c);
     assert!(short.acquire(1, wait).await.unwrap().take_idle().is_none());
 }
+
+#[tokio::test]
+async fn message_then_quit_pipelines_quit_with_the_dot_and_skips_its_reply() {
+    // The server never answers QUIT: a client that waited for the 221 would hang
+    // until its 5 s timeout.
+    let server = FakeServer::default()
+        .with_ehlo(&["PIPELINING"])
+        .with_handler(|_, line| (line == "QUIT").then_some(Action::Silent))
+        .start()
+        .await
+        .unwrap();
+    let mut c = SmtpClient::connect(server.addr, &opts(5.0)).await.unwrap();
+    c.ehlo("me.test").await.unwrap();
+    c.envelope_data("<s@x.org>", &rcpts(&["<a@example.com>"]))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let done = c.message_then_quit(&message()).await.unwrap();
+    assert_eq!(done.code, 250);
+    assert!(c.is_broken(), "nothing may follow QUIT");
+    assert!(matches!(c.rset().await, Err(Error::Closed { .. })));
+    c.quit().await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let s = &server.record.wait_for(|s| s[0].closed).await[0];
+    assert_eq!(
+        s.lines,
+        [
+            "EHLO me.test",
+            "MAIL FROM:<s@x.org>",
+            "RCPT TO:<a@example.com>",
+            "DATA",
+            "QUIT"
+        ]
+    );
+    assert_eq!(s.messages.len(), 1);
+}
+
+#[tokio::test]
+async fn message_then_quit_without_pipelining_leaves_quit_to_quit() {
+    let server = FakeServer::default()
+        .with_ehlo(&["8BITMIME"])
+        .start()
+        .await
+        .unwrap();
+    let mut c = SmtpClient::connect(server.addr, &opts(5.0)).await.unwrap();
+    c.ehlo("me.test").await.unwrap();
+    assert!(!c.capabilities().has("PIPELINING"));
+    c.envelope_data("<s@x.org>", &rcpts(&["<a@example.com>"]))
+        .await
+        .unwrap();
+    c.message_then_quit(&message()).await.unwrap();
+    assert!(!c.is_broken());
+    c.quit().await;
+    let s = &server.record.wait_for(|s| s[0].closed).await[0];
+    assert_eq!(s.lines.last().map(String::as_str), Some("QUIT"));
+    assert_eq!(s.lines.iter().filter(|l| *l == "QUIT").count(), 1);
+}

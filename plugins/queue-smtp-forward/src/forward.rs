@@ -239,7 +239,13 @@ async fn send(job: &Job<'_>, client: &mut SmtpClient) -> Result<Reply, Error> {
                 reply: bad,
             });
         }
-        last = Some(client.message(&job.txn.message).await?);
+        // A connection that carried XCLIENT is never reused: QUIT rides with the dot.
+        let reply = if i + 1 == groups.len() && client.xclient_sent() {
+            client.message_then_quit(&job.txn.message).await?
+        } else {
+            client.message(&job.txn.message).await?
+        };
+        last = Some(reply);
     }
     last.ok_or_else(|| Error::Invalid("no recipients".into()))
 }
@@ -254,7 +260,9 @@ fn finish(
 ) -> Result<Reply, Error> {
     if client.is_broken() || client.xclient_sent() {
         drop(lease);
-        tokio::spawn(client.quit());
+        if !client.is_broken() {
+            tokio::spawn(client.quit());
+        }
     } else {
         lease.release(client);
     }
