@@ -129,13 +129,19 @@ impl Driver {
                         Some(info) => session.tls_done(info),
                         None => {
                             session.tls_failed();
-                            self.stream = ClientStream::Upgrading;
+                            self.stream = ClientStream::Gone;
                         }
                     }
                 }
                 Event::Close => {
                     let _ = self.flush().await;
-                    let _ = self.stream.shutdown().await;
+                    // TLS owes the peer a close_notify; a plain socket is just
+                    // closed (close sends the FIN; a shutdown call would cost a
+                    // syscall per connection for nothing).
+                    if matches!(self.stream, ClientStream::Tls(_)) {
+                        let _ = self.stream.shutdown().await;
+                    }
+                    self.stream = ClientStream::Gone;
                     // The session still owes the disconnect hook.
                     while let Some(ev) = session.poll() {
                         if let Event::Hook { hook, args } = ev {
@@ -196,7 +202,7 @@ impl Driver {
 
     /// The server side of a TLS handshake on the plain stream.
     async fn handshake(&mut self, config: Arc<rustls::ServerConfig>) -> Option<TlsInfo> {
-        let ClientStream::Plain(tcp) = std::mem::replace(&mut self.stream, ClientStream::Upgrading)
+        let ClientStream::Plain(tcp) = std::mem::replace(&mut self.stream, ClientStream::Gone)
         else {
             return None;
         };

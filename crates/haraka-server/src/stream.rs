@@ -12,8 +12,9 @@ use tokio_rustls::server::TlsStream;
 pub enum ClientStream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
-    /// Only while an upgrade is in progress.
-    Upgrading,
+    /// No stream: while an upgrade is in progress, after a failed one, or once
+    /// the connection is closed.
+    Gone,
 }
 
 impl AsyncRead for ClientStream {
@@ -25,7 +26,7 @@ impl AsyncRead for ClientStream {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            ClientStream::Upgrading => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+            ClientStream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
 }
@@ -39,7 +40,7 @@ impl AsyncWrite for ClientStream {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            ClientStream::Upgrading => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+            ClientStream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
 
@@ -47,7 +48,7 @@ impl AsyncWrite for ClientStream {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
             ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            ClientStream::Upgrading => Poll::Ready(Ok(())),
+            ClientStream::Gone => Poll::Ready(Ok(())),
         }
     }
 
@@ -55,7 +56,7 @@ impl AsyncWrite for ClientStream {
         match self.get_mut() {
             ClientStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             ClientStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            ClientStream::Upgrading => Poll::Ready(Ok(())),
+            ClientStream::Gone => Poll::Ready(Ok(())),
         }
     }
 }
