@@ -7,6 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use haraka_client::{
     ConnectOptions, Error, Lease, Pool, Reply, SmtpClient, Stage, StartTls, Timeouts, Xclient,
@@ -16,8 +17,9 @@ use haraka_plugin_api::{Address, Connection, HelloVerb, Msg, Outcome, Transactio
 use rustls_pki_types::ServerName;
 use tokio::time::Instant;
 
-use crate::config::{Config, Route};
+use crate::config::{Auth, Config, Route};
 use crate::host_pool::HostPool;
+use crate::warm::Warmup;
 
 /// What makes two backend connections interchangeable.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -31,27 +33,45 @@ pub struct PoolKey {
 
 /// The connections and TLS settings shared by every message.
 pub struct Forwarder {
-    pool: Arc<Pool<PoolKey>>,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    connector: Connector,
     host_pool: Option<HostPool>,
+    warm: Warmup,
 }
 
 impl std::fmt::Debug for Forwarder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Forwarder")
-            .field("pool", &self.pool)
+            .field("pool", &self.connector.pool)
             .finish_non_exhaustive()
     }
 }
 
-/// One delivery attempt's fixed inputs.
-struct Job<'a> {
-    cfg: &'a Config,
-    route: &'a Route,
-    conn: &'a Connection,
-    txn: &'a Transaction,
-    host: String,
+/// Opens (or takes from the pool) backend connections; cheap to clone into a task.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    pool: Arc<Pool<PoolKey>>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
+
+/// Everything a backend connection for one transaction depends on, owned so that
+/// it can be prepared ahead in a task ([`Warmup`]) and compared with the plan at
+/// queue time: a prepared connection is used only for an identical plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    host: String,
+    port: u16,
+    /// The EHLO name (`me`).
+    me: String,
+    tls: bool,
+    auth: Option<Auth>,
+    /// XCLIENT attributes and HELO, when smtp_forward forwards the client's identity.
+    xclient: Option<(XclientAttrs, String)>,
+    connect_timeout: Duration,
+    timeout: Duration,
+}
+
+/// A connection ready for MAIL, with its pool slot.
+pub(crate) type Ready = (Lease<PoolKey>, SmtpClient);
 
 impl Forwarder {
     /// `tls`: how backend certificates are verified (`None`: STARTTLS fails).
@@ -59,10 +79,81 @@ impl Forwarder {
         let host_pool =
             (!cfg.host_pool.is_empty()).then(|| HostPool::new(&cfg.host_pool, cfg.dead_host_retry));
         Forwarder {
-            pool: Pool::new(cfg.max_connections, cfg.timeout),
-            tls,
+            connector: Connector {
+                pool: Pool::new(cfg.max_connections, cfg.timeout),
+                tls,
+            },
             host_pool,
+            warm: Warmup::default(),
         }
+    }
+
+    /// The plan for `conn`'s transaction along `route`, or the refusal when no
+    /// backend is configured. `pick` chooses from `forwarding_host_pool`.
+    fn plan(
+        &self,
+        cfg: &Config,
+        route: &Route,
+        conn: &Connection,
+        pick: bool,
+    ) -> Result<Plan, Outcome> {
+        let route = cfg.connection_route(route);
+        let from_pool = std::ptr::eq(route, &cfg.main);
+        let target = match (&self.host_pool, from_pool) {
+            (Some(pool), true) if pick => pool.get(),
+            (Some(_), true) => None,
+            _ => route.host.clone().map(|h| (h, cfg.port_of(route))),
+        };
+        let Some((host, port)) = target else {
+            return Err(Outcome::deny_soft(
+                "4.3.5 Mail forwarding is not configured, try again later",
+            ));
+        };
+        let me = conn.local.host.clone();
+        let xclient = cfg.forward_xclient.then(|| {
+            let helo = conn.hello_host().unwrap_or(&me).to_owned();
+            (xclient_attrs(conn), helo)
+        });
+        Ok(Plan {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port,
+            me,
+            tls: route.enable_tls,
+            auth: route.auth.clone(),
+            xclient,
+            connect_timeout: cfg.connect_timeout,
+            timeout: cfg.timeout,
+        })
+    }
+
+    /// Start connecting to the backend for `conn`'s transaction while the client
+    /// sends its message (from the `data` hook), so that the backend's greeting,
+    /// EHLO and XCLIENT are done by the time the message is complete. Not with
+    /// `forwarding_host_pool`, whose pick is made once, at queue time.
+    pub fn prepare(&self, cfg: &Config, route: &Route, conn: &Connection) {
+        let Some(txn) = conn.transaction.as_ref() else {
+            return;
+        };
+        if self.host_pool.is_some() && std::ptr::eq(cfg.connection_route(route), &cfg.main) {
+            return;
+        }
+        if let Ok(plan) = self.plan(cfg, route, conn, false) {
+            self.warm
+                .start(&conn.uuid, &txn.uuid, plan, self.connector.clone());
+        }
+    }
+
+    /// Drop what was prepared for the transactions of a connection that ended.
+    pub fn forget(&self, conn: &Connection) {
+        self.warm.forget_connection(&conn.uuid);
+    }
+
+    /// Connections prepared and not yet used.
+    pub fn prepared(&self) -> usize {
+        self.warm.pending()
     }
 
     /// Forward the transaction of `conn` along `route`.
@@ -70,29 +161,17 @@ impl Forwarder {
         let Some(txn) = conn.transaction.as_ref() else {
             return Outcome::cont();
         };
-        let route = cfg.connection_route(route);
-        let from_pool = std::ptr::eq(route, &cfg.main);
-        let target = match (&self.host_pool, from_pool) {
-            (Some(pool), true) => pool.get(),
-            _ => route.host.clone().map(|h| (h, cfg.port_of(route))),
+        let plan = match self.plan(cfg, route, conn, true) {
+            Ok(p) => p,
+            Err(refusal) => {
+                tracing::error!(uuid = %txn.uuid, "smtp_forward: no host for route [{}]", cfg.connection_route(route).name);
+                return refusal;
+            }
         };
-        let Some((host, port)) = target else {
-            tracing::error!(uuid = %txn.uuid, "smtp_forward: no host for route [{}]", route.name);
-            return Outcome::deny_soft("4.3.5 Mail forwarding is not configured, try again later");
-        };
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_owned();
+        let (host, port) = (plan.host.clone(), plan.port);
         tracing::info!(uuid = %txn.uuid, "smtp_forward: forwarding to {host}:{port}");
-        let job = Job {
-            cfg,
-            route,
-            conn,
-            txn,
-            host: host.clone(),
-        };
-        match self.deliver(&job, port).await {
+        let prepared = self.warm.take(&txn.uuid, &plan).await;
+        match self.deliver(cfg, &plan, txn, prepared).await {
             Ok(reply) => {
                 tracing::info!(uuid = %txn.uuid, "smtp_forward: accepted by {host}:{port}: {}", reply.lines.join(" "));
                 Outcome::accept_with(Msg::text(reply.lines.join(",")))
@@ -110,17 +189,36 @@ impl Forwarder {
         }
     }
 
-    async fn deliver(&self, job: &Job<'_>, port: u16) -> Result<Reply, Error> {
-        let deadline = Instant::now() + job.cfg.connect_timeout;
-        let addrs = resolve(&job.host, port, job.cfg).await?;
+    async fn deliver(
+        &self,
+        cfg: &Config,
+        plan: &Plan,
+        txn: &Transaction,
+        prepared: Option<Result<Ready, Error>>,
+    ) -> Result<Reply, Error> {
+        let (lease, mut client) = match prepared {
+            Some(ready) => ready?,
+            None => self.connector.connect(plan).await?,
+        };
+        let result = send(cfg, txn, &mut client).await;
+        finish(lease, client, result)
+    }
+}
+
+impl Connector {
+    /// A connection ready for MAIL: an idle pooled one that answers RSET, else a
+    /// new one (trying each address of the host while connecting fails).
+    pub(crate) async fn connect(&self, plan: &Plan) -> Result<Ready, Error> {
+        let deadline = Instant::now() + plan.connect_timeout;
+        let addrs = resolve(&plan.host, plan.port, plan.connect_timeout).await?;
         let mut last = None;
         for addr in addrs {
             let key = PoolKey {
                 addr,
-                tls: job.route.enable_tls,
-                server_name: job.host.clone(),
-                helo: job.conn.local.host.clone(),
-                auth_user: job.route.auth.as_ref().map(|a| a.user.clone()),
+                tls: plan.tls,
+                server_name: plan.host.clone(),
+                helo: plan.me.clone(),
+                auth_user: plan.auth.as_ref().map(|a| a.user.clone()),
             };
             let wait = deadline.saturating_duration_since(Instant::now());
             let mut lease = self.pool.acquire(key, wait).await?;
@@ -128,20 +226,14 @@ impl Forwarder {
                 // RSET both clears what the last user left and proves the
                 // connection still works before any of this message is sent.
                 match client.rset().await {
-                    Ok(_) => {
-                        let result = send(job, &mut client).await;
-                        return finish(lease, client, result);
-                    }
+                    Ok(_) => return Ok((lease, client)),
                     Err(e) => tracing::debug!(
                         "smtp_forward: pooled connection unusable ({e}); reconnecting"
                     ),
                 }
             }
-            match self.open(job, addr, deadline).await {
-                Ok(mut client) => {
-                    let result = send(job, &mut client).await;
-                    return finish(lease, client, result);
-                }
+            match self.open(plan, addr, deadline).await {
+                Ok(client) => return Ok((lease, client)),
                 Err(
                     e @ (Error::Connect { .. }
                     | Error::Timeout {
@@ -154,35 +246,34 @@ impl Forwarder {
                 Err(e) => return Err(e),
             }
         }
-        Err(last.unwrap_or_else(|| Error::Invalid(format!("{} has no address", job.host))))
+        Err(last.unwrap_or_else(|| Error::Invalid(format!("{} has no address", plan.host))))
     }
 
     /// Connect, EHLO, STARTTLS, XCLIENT, AUTH.
     async fn open(
         &self,
-        job: &Job<'_>,
+        plan: &Plan,
         addr: SocketAddr,
         deadline: Instant,
     ) -> Result<SmtpClient, Error> {
-        let cfg = job.cfg;
         let opts = ConnectOptions {
             timeouts: Timeouts {
                 connect: deadline.saturating_duration_since(Instant::now()),
-                command: cfg.timeout,
-                data_end: cfg.timeout,
+                command: plan.timeout,
+                data_end: plan.timeout,
             },
             bind: None,
         };
         let mut client = SmtpClient::connect(addr, &opts).await?;
-        let me = job.conn.local.host.as_str();
+        let me = plan.me.as_str();
         client.ehlo(me).await?;
-        if job.route.enable_tls && client.capabilities().has("STARTTLS") {
+        if plan.tls && client.capabilities().has("STARTTLS") {
             let tls = self.tls.clone().ok_or_else(|| {
                 Error::Tls(std::io::Error::other(
                     "no CA certificates to verify the backend",
                 ))
             })?;
-            let name = ServerName::try_from(job.host.clone())
+            let name = ServerName::try_from(plan.host.clone())
                 .map_err(|e| Error::Tls(std::io::Error::other(e)))?;
             match client.starttls(tls, name).await? {
                 StartTls::Secured => {
@@ -196,18 +287,17 @@ impl Forwarder {
                 }
             }
         }
-        if cfg.forward_xclient && client.capabilities().has("XCLIENT") {
-            let helo = job.conn.hello_host().unwrap_or(me).to_owned();
-            if let Xclient::Refused(reply) = client.xclient(&xclient_attrs(job.conn), &helo).await?
-            {
-                tracing::info!(
-                    "smtp_forward: XCLIENT refused ({} {}); continuing without",
-                    reply.code,
-                    reply.lines.join(" ")
-                );
-            }
+        if let Some((attrs, helo)) = &plan.xclient
+            && client.capabilities().has("XCLIENT")
+            && let Xclient::Refused(reply) = client.xclient(attrs, helo).await?
+        {
+            tracing::info!(
+                "smtp_forward: XCLIENT refused ({} {}); continuing without",
+                reply.code,
+                reply.lines.join(" ")
+            );
         }
-        if let Some(auth) = &job.route.auth {
+        if let Some(auth) = &plan.auth {
             client.auth(auth.mechanism, &auth.user, &auth.pass).await?;
         }
         Ok(client)
@@ -216,13 +306,13 @@ impl Forwarder {
 
 /// MAIL, RCPT (all or, with one_message_per_rcpt, one at a time) and DATA, pipelined
 /// when the backend offers PIPELINING; then the message.
-async fn send(job: &Job<'_>, client: &mut SmtpClient) -> Result<Reply, Error> {
-    let from = match &job.txn.mail_from {
+async fn send(cfg: &Config, txn: &Transaction, client: &mut SmtpClient) -> Result<Reply, Error> {
+    let from = match &txn.mail_from {
         Some(a) => path(a),
         None => "<>".to_owned(),
     };
-    let rcpts: Vec<String> = job.txn.rcpt_to.iter().map(path).collect();
-    let groups: Vec<&[String]> = if job.cfg.one_message_per_rcpt {
+    let rcpts: Vec<String> = txn.rcpt_to.iter().map(path).collect();
+    let groups: Vec<&[String]> = if cfg.one_message_per_rcpt {
         rcpts.chunks(1).collect()
     } else {
         vec![rcpts.as_slice()]
@@ -241,9 +331,9 @@ async fn send(job: &Job<'_>, client: &mut SmtpClient) -> Result<Reply, Error> {
         }
         // A connection that carried XCLIENT is never reused: QUIT rides with the dot.
         let reply = if i + 1 == groups.len() && client.xclient_sent() {
-            client.message_then_quit(&job.txn.message).await?
+            client.message_then_quit(&txn.message).await?
         } else {
-            client.message(&job.txn.message).await?
+            client.message(&txn.message).await?
         };
         last = Some(reply);
     }
@@ -274,15 +364,15 @@ fn path(a: &Address) -> String {
     format!("<{}>", a.address())
 }
 
-async fn resolve(host: &str, port: u16, cfg: &Config) -> Result<Vec<SocketAddr>, Error> {
+async fn resolve(host: &str, port: u16, limit: Duration) -> Result<Vec<SocketAddr>, Error> {
     if let Ok(ip) = host.parse() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    let found = tokio::time::timeout(cfg.connect_timeout, tokio::net::lookup_host((host, port)))
+    let found = tokio::time::timeout(limit, tokio::net::lookup_host((host, port)))
         .await
         .map_err(|_| Error::Timeout {
             stage: Stage::Connect,
-            after: cfg.connect_timeout,
+            after: limit,
         })?
         .map_err(|source| Error::Io {
             stage: Stage::Connect,

@@ -14,6 +14,7 @@ mod config;
 mod forward;
 mod host_pool;
 mod routing;
+mod warm;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +90,23 @@ impl SmtpForward {
         &self.cfg
     }
 
+    /// From the `data` hook: start connecting to the backend for this transaction
+    /// if it is going to be forwarded (see `warm.rs`).
+    pub fn prepare(&self, conn: &Connection) {
+        let Some(txn) = conn.transaction.as_ref() else {
+            return;
+        };
+        let route = route_for(&self.cfg, txn);
+        if routing::forward_enabled(&self.cfg, conn, route) {
+            self.forwarder.prepare(&self.cfg, route, conn);
+        }
+    }
+
+    /// Backend connections prepared at DATA and not yet used or closed.
+    pub fn prepared_connections(&self) -> usize {
+        self.forwarder.prepared()
+    }
+
     /// `queue_forward`.
     pub async fn queue_forward(&self, conn: &Connection) -> Outcome {
         let Some(txn) = conn.transaction.as_ref() else {
@@ -122,11 +140,13 @@ impl Plugin for SmtpForward {
         if self.cfg.check_recipient {
             hooks.push(Registration::new(Hook::Rcpt));
         }
+        hooks.push(Registration::new(Hook::Data));
         hooks.push(Registration::new(Hook::Queue));
         if self.cfg.enable_outbound {
             hooks.push(Registration::new(Hook::QueueOutbound));
         }
         hooks.push(Registration::new(Hook::GetMx));
+        hooks.push(Registration::new(Hook::Disconnect));
         hooks
     }
 
@@ -142,6 +162,14 @@ impl Plugin for SmtpForward {
             }
             Hook::Rcpt if self.cfg.check_recipient => {
                 ready(routing::check_recipient(&self.cfg, conn, args))
+            }
+            Hook::Data => {
+                self.prepare(conn);
+                ready(Outcome::cont())
+            }
+            Hook::Disconnect => {
+                self.forwarder.forget(conn);
+                ready(Outcome::cont())
             }
             Hook::Queue => Box::pin(self.queue_forward(conn)),
             Hook::QueueOutbound if self.cfg.enable_outbound => Box::pin(self.queue_forward(conn)),

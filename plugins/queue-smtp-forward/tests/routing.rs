@@ -110,15 +110,20 @@ fn invalid_values_are_startup_errors_with_file_and_line() {
 #[test]
 fn hooks_follow_the_flags() {
     let hooks = |ini: &str| -> Vec<Hook> { plugin(ini).hooks().iter().map(|r| r.hook).collect() };
-    assert_eq!(hooks(""), [Hook::Queue, Hook::GetMx]);
+    assert_eq!(
+        hooks(""),
+        [Hook::Data, Hook::Queue, Hook::GetMx, Hook::Disconnect]
+    );
     assert_eq!(
         hooks("check_sender=true\ncheck_recipient=true\nenable_outbound=true"),
         [
             Hook::Mail,
             Hook::Rcpt,
+            Hook::Data,
             Hook::Queue,
             Hook::QueueOutbound,
-            Hook::GetMx
+            Hook::GetMx,
+            Hook::Disconnect
         ]
     );
     assert_eq!(plugin("").name(), "queue/smtp_forward");

@@ -106,6 +106,16 @@ pub async fn queue(p: &dyn Plugin, conn: &mut Connection) -> Outcome {
     p.hook(Hook::Queue, conn, &HookArgs::None).await
 }
 
+/// Run the `data` hook (DATA received: the backend connection is prepared).
+pub async fn data(p: &dyn Plugin, conn: &mut Connection) -> Outcome {
+    p.hook(Hook::Data, conn, &HookArgs::None).await
+}
+
+/// Run the `disconnect` hook.
+pub async fn disconnect(p: &dyn Plugin, conn: &mut Connection) -> Outcome {
+    p.hook(Hook::Disconnect, conn, &HookArgs::None).await
+}
+
 /// `smtp_forward.ini` pointing at `port` on 127.0.0.1 with short timeouts.
 pub fn ini_for(port: u16, extra: &str) -> String {
     format!("host=127.0.0.1\nport={port}\nconnect_timeout=2\ntimeout=2\n{extra}\n")
