@@ -185,6 +185,11 @@ impl SmtpClient {
         let reply = self
             .command_at(Stage::Ehlo, &format!("EHLO {name}"))
             .await?;
+        self.ehlo_answered(reply, name).await
+    }
+
+    /// Take the capabilities from an EHLO reply; a 5xx falls back to HELO.
+    async fn ehlo_answered(&mut self, reply: Reply, name: &str) -> Result<&Capabilities, Error> {
         if is_2xx(&reply) {
             self.caps = Capabilities::from_reply(&reply);
             self.esmtp = true;
@@ -250,11 +255,18 @@ impl SmtpClient {
     /// Send the attributes of `attrs` the server advertises in XCLIENT; on success
     /// the server greets anew and EHLO `helo` is sent again (Postfix XCLIENT_README).
     /// A 4xx answer is an error; a 5xx answer is [`Xclient::Refused`].
+    ///
+    /// With PIPELINING the XCLIENT commands and the EHLO that follows them go in
+    /// one write (EHLO ends the group, as RFC 2920 wants), which saves a round
+    /// trip per connection; the EHLO is then answered whatever XCLIENT's fate.
     pub async fn xclient(&mut self, attrs: &XclientAttrs, helo: &str) -> Result<Xclient, Error> {
         let advertised = self.caps.params("XCLIENT").unwrap_or_default();
         let commands = attrs.commands(advertised);
         if commands.is_empty() {
             return Ok(Xclient::NotSent);
+        }
+        if self.caps.has("PIPELINING") {
+            return self.xclient_pipelined(&commands, helo).await;
         }
         for line in commands {
             let reply = self.command_at(Stage::Xclient, &line).await?;
@@ -271,6 +283,46 @@ impl SmtpClient {
         }
         self.ehlo(helo).await?;
         Ok(Xclient::Done)
+    }
+
+    async fn xclient_pipelined(
+        &mut self,
+        commands: &[String],
+        helo: &str,
+    ) -> Result<Xclient, Error> {
+        let ehlo = format!("EHLO {helo}");
+        let mut batch = Vec::new();
+        for line in commands.iter().chain(std::iter::once(&ehlo)) {
+            check_line(line)?;
+            batch.extend_from_slice(line.as_bytes());
+            batch.extend_from_slice(b"\r\n");
+        }
+        self.write_all(Stage::Xclient, &batch).await?;
+        let (mut refused, mut failed) = (None, None);
+        for _ in commands {
+            let reply = self
+                .read_reply(Stage::Xclient, self.timeouts.command)
+                .await?;
+            if (500..600).contains(&reply.code) {
+                refused.get_or_insert(reply);
+            } else if !(200..400).contains(&reply.code) {
+                failed.get_or_insert(reply);
+            } else {
+                self.xclient = true;
+            }
+        }
+        let ehlo_reply = self.read_reply(Stage::Ehlo, self.timeouts.command).await?;
+        if let Some(reply) = failed {
+            return Err(Error::Rejected {
+                stage: Stage::Xclient,
+                reply,
+            });
+        }
+        self.ehlo_answered(ehlo_reply, helo).await?;
+        Ok(match refused {
+            Some(reply) => Xclient::Refused(reply),
+            None => Xclient::Done,
+        })
     }
 
     /// AUTH with `mechanism`; answers other than 2xx/334 are errors.

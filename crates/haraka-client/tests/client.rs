@@ -491,3 +491,61 @@ async fn message_then_quit_without_pipelining_leaves_quit_to_quit() {
     assert_eq!(s.lines.last().map(String::as_str), Some("QUIT"));
     assert_eq!(s.lines.iter().filter(|l| *l == "QUIT").count(), 1);
 }
+
+#[tokio::test]
+async fn xclient_and_the_following_ehlo_go_in_one_write_with_pipelining() {
+    // The server never answers XCLIENT: only a client that sent EHLO without
+    // waiting for that answer gets its EHLO seen.
+    let server = FakeServer::default()
+        .with_ehlo(&["PIPELINING", "XCLIENT ADDR"])
+        .with_handler(|_, line| line.starts_with("XCLIENT").then_some(Action::Silent))
+        .start()
+        .await
+        .unwrap();
+    let mut c = SmtpClient::connect(server.addr, &opts(1.0)).await.unwrap();
+    c.ehlo("proxy.test").await.unwrap();
+    let attrs = XclientAttrs {
+        addr: Some("192.0.2.9".parse().unwrap()),
+        ..XclientAttrs::default()
+    };
+    let err = c.xclient(&attrs, "client.test").await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    let s = server.record.wait_for(|s| s[0].lines.len() == 3).await;
+    assert_eq!(
+        s[0].lines,
+        [
+            "EHLO proxy.test",
+            "XCLIENT ADDR=192.0.2.9",
+            "EHLO client.test"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn pipelined_xclient_refused_keeps_the_session_and_its_fresh_capabilities() {
+    let server = FakeServer::default()
+        .with_ehlo(&["PIPELINING", "XCLIENT ADDR"])
+        .with_handler(|_, line| {
+            line.starts_with("XCLIENT")
+                .then(|| Action::reply("550 5.7.0 Error: insufficient authorization"))
+        })
+        .start()
+        .await
+        .unwrap();
+    let mut c = SmtpClient::connect(server.addr, &opts(5.0)).await.unwrap();
+    c.ehlo("proxy.test").await.unwrap();
+    let attrs = XclientAttrs {
+        addr: Some("192.0.2.9".parse().unwrap()),
+        ..XclientAttrs::default()
+    };
+    match c.xclient(&attrs, "client.test").await.unwrap() {
+        Xclient::Refused(r) => assert_eq!(r.code, 550),
+        other => panic!("{other:?}"),
+    }
+    assert!(!c.xclient_sent());
+    assert!(c.capabilities().has("PIPELINING"));
+    c.envelope_data("<s@x.org>", &rcpts(&["<a@example.com>"]))
+        .await
+        .unwrap();
+    c.message(&message()).await.unwrap();
+}

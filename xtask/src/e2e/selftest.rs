@@ -26,6 +26,10 @@ pub const CHECKS: &[Check] = &[
         backend_honours_xclient,
     ),
     (
+        "infra: postfix backend takes XCLIENT pipelined with the EHLO after it",
+        backend_takes_pipelined_xclient,
+    ),
+    (
         "infra: postfix backend refuses a second XCLIENT on one connection",
         backend_refuses_second_xclient,
     ),
@@ -153,6 +157,65 @@ fn backend_honours_xclient(env: &Env) -> anyhow::Result<()> {
         &format!("{queue_id}: client=unknown[{original}]"),
         DELIVERY,
     )?;
+    Ok(())
+}
+
+/// What smtp_forward sends when the backend offers PIPELINING: EHLO, then
+/// XCLIENT and the EHLO that must follow it in one write, then MAIL, RCPT and
+/// DATA in one write, then the message with QUIT after the final dot.
+fn backend_takes_pipelined_xclient(env: &Env) -> anyhow::Result<()> {
+    let proxy = net::XCLIENT_HOSTS[1];
+    let client = net::CLIENTS[2];
+    let mark = env.backend.log_mark();
+    let (mut c, greeting) = RawSmtp::connect(proxy, net::BACKEND)?;
+    ensure!(greeting.code == 220, "greeting {greeting:?}");
+    let ehlo = c.cmd("EHLO proxy.test")?;
+    ensure!(
+        ehlo.text().contains("PIPELINING"),
+        "no PIPELINING:\n{}",
+        c.transcript()
+    );
+    c.send(
+        format!("XCLIENT ADDR={client} NAME=[UNAVAILABLE] HELO=early.test\r\nEHLO early.test\r\n")
+            .as_bytes(),
+    )?;
+    let x = c.read_reply()?;
+    ensure!(x.code == 220, "pipelined XCLIENT:\n{}", c.transcript());
+    let e = c.read_reply()?;
+    ensure!(e.code == 250, "pipelined EHLO:\n{}", c.transcript());
+    let id = env.unique("early-xclient");
+    c.send(b"MAIL FROM:<s@sender.test>\r\nRCPT TO:<carol@example.com>\r\nDATA\r\n")?;
+    for what in ["MAIL", "RCPT", "DATA"] {
+        let r = c.read_reply()?;
+        ensure!(
+            r.code == 250 || r.code == 354,
+            "{what}:\n{}",
+            c.transcript()
+        );
+    }
+    c.send(
+        format!(
+            "{}: {id}\r\nSubject: early\r\n\r\nbody\r\n.\r\nQUIT\r\n",
+            super::swaks::ID_HEADER
+        )
+        .as_bytes(),
+    )?;
+    let done = c.read_reply()?;
+    ensure!(done.code == 250, "end of DATA:\n{}", c.transcript());
+    let msg = env.backend.wait_for_id(&id, DELIVERY)?;
+    let received = msg.header("Received").context("no Received header")?;
+    ensure!(
+        received.contains(&format!("[{client}]")) && received.contains("early.test"),
+        "not attributed to {client}: {received}"
+    );
+    let qid = done
+        .text()
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    env.backend
+        .wait_log(mark, &format!("{qid}: client=unknown[{client}]"), DELIVERY)?;
     Ok(())
 }
 
