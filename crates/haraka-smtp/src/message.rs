@@ -201,7 +201,15 @@ impl Iterator for DotStuffedChunks<'_> {
     type Item = Vec<u8>;
 
     fn next(&mut self) -> Option<Vec<u8>> {
-        let mut out = Vec::with_capacity(CHUNK + 1024);
+        // Sized for what is left (plus room for some stuffing), not a whole chunk:
+        // most messages are far smaller than 64 KiB.
+        let left = match self.stage {
+            0 => self.msg.len(),
+            1 => self.msg.body.len().saturating_sub(self.pos),
+            _ => 0,
+        };
+        let wanted = left.min(CHUNK) + left.min(CHUNK) / 32 + 16;
+        let mut out = Vec::with_capacity(wanted);
         while out.len() < CHUNK {
             match self.stage {
                 0 => match self.msg.headers.get(self.pos) {
