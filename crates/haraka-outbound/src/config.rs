@@ -32,6 +32,15 @@ pub struct OutboundConfig {
     pub smtp_port: u16,
     /// haraka-rs: name servers to ask instead of the system resolver.
     pub nameservers: Vec<SocketAddr>,
+    /// haraka-rs, read from no file: bytes of freshly queued messages kept in memory
+    /// for their first attempt instead of being read back from disk (32 MiB; 0:
+    /// always read the file).
+    pub fresh_message_budget: usize,
+    /// haraka-rs, read from no file: how long a connection stays open after a
+    /// successful transaction, for the next message to the same MX address (2 s, as
+    /// Postfix's `smtp_connection_cache_time_limit`; zero: a connection per message,
+    /// as Haraka does).
+    pub connection_reuse: Duration,
 }
 
 impl OutboundConfig {
@@ -50,6 +59,8 @@ impl OutboundConfig {
             temp_fail_intervals: default_intervals(13),
             smtp_port: 25,
             nameservers: Vec::new(),
+            fresh_message_budget: crate::handoff::DEFAULT_BUDGET,
+            connection_reuse: crate::conn_cache::DEFAULT_IDLE,
         }
     }
 

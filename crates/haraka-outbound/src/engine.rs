@@ -15,7 +15,9 @@ use tokio::sync::{Notify, Semaphore, broadcast, watch};
 
 use crate::bounce::BounceTemplates;
 use crate::config::OutboundConfig;
+use crate::conn_cache::ConnCache;
 use crate::enqueue;
+use crate::handoff::{Budget, FreshBody};
 use crate::resolver::{HickoryResolver, MxResolver};
 use crate::util::uuid;
 use crate::{BoxFuture, NoHooks, OutboundError, TlsPolicy};
@@ -55,13 +57,24 @@ pub struct Status {
     pub scheduled: usize,
     /// Deliveries being attempted now.
     pub in_flight: usize,
+    /// Bytes of freshly queued messages held in memory for their first attempt.
+    pub fresh_bytes: usize,
+    /// Connections waiting, idle, for another message to the same MX.
+    pub idle_connections: usize,
 }
 
 #[derive(Default)]
 struct Schedule {
     seq: u64,
-    queue: BTreeMap<(u64, u64), QueueEntry>,
+    queue: BTreeMap<(u64, u64), Scheduled>,
     files: HashSet<String>,
+}
+
+/// A delivery waiting for its time.
+pub(crate) struct Scheduled {
+    pub entry: QueueEntry,
+    /// The message, for a first attempt of a message queued here (see [`crate::handoff`]).
+    pub fresh: Option<Arc<FreshBody>>,
 }
 
 pub(crate) struct Inner {
@@ -79,6 +92,8 @@ pub(crate) struct Inner {
     running: AtomicBool,
     in_flight: AtomicUsize,
     events: broadcast::Sender<Event>,
+    fresh: Arc<Budget>,
+    pub conns: ConnCache,
 }
 
 /// Haraka's outbound queue and delivery engine. Cheap to clone.
@@ -130,6 +145,8 @@ impl OutboundBuilder {
         let (events, _) = broadcast::channel(4096);
         let (stop, _) = watch::channel(false);
         let permits = Arc::new(Semaphore::new(self.cfg.concurrency_max.clamp(1, 1 << 20)));
+        let fresh = Budget::new(self.cfg.fresh_message_budget);
+        let conns = ConnCache::new(self.cfg.connection_reuse, self.cfg.concurrency_max);
         Ok(Outbound {
             inner: Arc::new(Inner {
                 disabled: AtomicBool::new(self.cfg.disabled),
@@ -146,6 +163,8 @@ impl OutboundBuilder {
                 running: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
                 events,
+                fresh,
+                conns,
             }),
         })
     }
@@ -208,6 +227,10 @@ impl Outbound {
         tracing::info!(count = rec.entries.len(), "outbound queue loaded");
         if !self.inner.running.swap(true, Ordering::SeqCst) {
             tokio::spawn(run_scheduler(Arc::clone(&self.inner)));
+            if self.inner.conns.enabled() {
+                let inner = Arc::clone(&self.inner);
+                tokio::spawn(async move { inner.conns.run_reaper(inner.stop.subscribe()).await });
+            }
         }
         Ok(rec)
     }
@@ -228,8 +251,8 @@ impl Outbound {
         self.inner.wake.notify_one();
     }
 
-    /// Stop starting deliveries. Attempts in progress finish on their own; queued
-    /// mail stays on disk for the next start.
+    /// Stop starting deliveries and close idle connections. Attempts in progress
+    /// finish on their own; queued mail stays on disk for the next start.
     pub fn shutdown(&self) {
         self.inner.stop.send_replace(true);
         self.inner.wake.notify_one();
@@ -239,6 +262,8 @@ impl Outbound {
         Status {
             scheduled: self.inner.sched().queue.len(),
             in_flight: self.inner.in_flight.load(Ordering::SeqCst),
+            fresh_bytes: self.inner.fresh.used(),
+            idle_connections: self.inner.conns.idle(),
         }
     }
 
@@ -334,6 +359,11 @@ impl Inner {
 
     /// Deliver `entry` at `due` (epoch ms). A file already waiting is not added twice.
     pub(crate) fn schedule(&self, entry: QueueEntry, due: u64) {
+        self.schedule_with(entry, due, None);
+    }
+
+    /// [`Inner::schedule`], with the message in memory for the first attempt.
+    fn schedule_with(&self, entry: QueueEntry, due: u64, fresh: Option<Arc<FreshBody>>) {
         {
             let mut s = self.sched();
             if !s.files.insert(entry.file.clone()) {
@@ -341,7 +371,7 @@ impl Inner {
             }
             s.seq += 1;
             let seq = s.seq;
-            s.queue.insert((due, seq), entry);
+            s.queue.insert((due, seq), Scheduled { entry, fresh });
         }
         self.wake.notify_one();
     }
@@ -351,22 +381,43 @@ impl Inner {
             let mut s = self.sched();
             let old = std::mem::take(&mut s.queue);
             for ((due, seq), e) in old {
-                let hit = domain.is_none_or(|d| e.envelope.domain.eq_ignore_ascii_case(d));
+                let hit = domain.is_none_or(|d| e.entry.envelope.domain.eq_ignore_ascii_case(d));
                 s.queue.insert((if hit { 0 } else { due }, seq), e);
             }
         }
         self.wake.notify_one();
     }
 
-    /// Write items durably and schedule them.
+    /// Write items durably and schedule them. Items due now keep their message in
+    /// memory for the first attempt, as far as the budget allows.
     pub(crate) async fn submit(&self, items: Vec<NewItem>) -> Result<Vec<QueueEntry>, QueueError> {
+        let messages: Vec<(String, Option<Arc<[u8]>>)> = items
+            .iter()
+            .map(|i| {
+                let now = i.next_attempt.is_none();
+                (i.envelope.uuid.clone(), now.then(|| Arc::clone(&i.message)))
+            })
+            .collect();
         let entries = self.store.put(items).await?;
-        for e in &entries {
+        let mut last: Option<Arc<FreshBody>> = None;
+        for (i, e) in entries.iter().enumerate() {
             self.emit(Event::Queued {
                 id: e.envelope.uuid.clone(),
                 file: e.file.clone(),
             });
-            self.schedule(e.clone(), e.name.next_attempt);
+            let message = messages
+                .get(i)
+                .filter(|(uuid, _)| *uuid == e.envelope.uuid)
+                .and_then(|(_, m)| m.as_ref());
+            let fresh = match (message, &last) {
+                (None, _) => None,
+                (Some(m), Some(f)) if f.is(m) => Some(Arc::clone(f)),
+                (Some(m), _) => {
+                    last = self.fresh.reserve(m);
+                    last.clone()
+                }
+            };
+            self.schedule_with(e.clone(), e.name.next_attempt, fresh);
         }
         Ok(entries)
     }
@@ -397,12 +448,12 @@ impl Inner {
         Ok(tuuid)
     }
 
-    fn pop_due(&self, now: u64) -> Option<QueueEntry> {
+    fn pop_due(&self, now: u64) -> Option<Scheduled> {
         let mut s = self.sched();
         let key = *s.queue.keys().next().filter(|(due, _)| *due <= now)?;
-        let entry = s.queue.remove(&key)?;
-        s.files.remove(&entry.file);
-        Some(entry)
+        let due = s.queue.remove(&key)?;
+        s.files.remove(&due.entry.file);
+        Some(due)
     }
 
     fn next_due(&self) -> Option<u64> {
@@ -430,11 +481,11 @@ async fn run_scheduler(inner: Arc<Inner>) {
                             _ = stop.changed() => continue,
                         };
                         let Ok(permit) = permit else { return };
-                        if let Some(entry) = inner.pop_due(now_ms()) {
+                        if let Some(due) = inner.pop_due(now_ms()) {
                             inner.in_flight.fetch_add(1, Ordering::SeqCst);
                             let inner2 = Arc::clone(&inner);
                             tokio::spawn(async move {
-                                crate::job::supervise(Arc::clone(&inner2), entry).await;
+                                crate::job::supervise(Arc::clone(&inner2), due).await;
                                 inner2.in_flight.fetch_sub(1, Ordering::SeqCst);
                                 drop(permit);
                             });

@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use crate::bounce::{self, BounceInput};
 use crate::dsn::RcptDsn;
-use crate::engine::{Event, Inner};
+use crate::engine::{Event, Inner, Scheduled};
+use crate::handoff::FreshBody;
 use crate::mx::{self, MxFailure, PluginMx};
 use crate::session::{self, Accepted, SessionOutcome, SessionParams, TlsChoice};
 use crate::util::host_in_list;
@@ -22,8 +23,9 @@ use crate::util::host_in_list;
 /// Run one delivery in its own task, so that a panic in it (a plugin bug) costs only
 /// that message a temporary failure; when its retries run out the file is moved aside
 /// instead of bounced (the bounce would run the same plugins again).
-pub(crate) async fn supervise(inner: Arc<Inner>, entry: QueueEntry) {
-    let task = tokio::spawn(process(Arc::clone(&inner), entry.clone()));
+pub(crate) async fn supervise(inner: Arc<Inner>, due: Scheduled) {
+    let Scheduled { entry, fresh } = due;
+    let task = tokio::spawn(process(Arc::clone(&inner), entry.clone(), fresh));
     let Err(e) = task.await else { return };
     let err = format!("delivery task failed: {e}");
     tracing::error!(file = %entry.file, error = %err, "delivery failed unexpectedly");
@@ -106,7 +108,21 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(QueueError::Io(std::io::Error::other(e.to_string()))))
 }
 
-async fn process(inner: Arc<Inner>, entry: QueueEntry) {
+/// One attempt. A first attempt of a message queued here has it in memory
+/// (`fresh`, dropped when the attempt ends whatever its outcome); any other is
+/// loaded from its file.
+async fn process(inner: Arc<Inner>, entry: QueueEntry, fresh: Option<Arc<FreshBody>>) {
+    if let Some(fresh) = fresh {
+        let mut job = Job {
+            mail: mail_of(&entry),
+            entry,
+            message: fresh.message(),
+            events: Vec::new(),
+        };
+        deliver(&inner, &mut job).await;
+        flush(&inner, &mut job);
+        return;
+    }
     let store = Arc::clone(&inner.store);
     let (file, name) = (entry.file.clone(), entry.name.clone());
     let loaded: Result<StoredMessage, QueueError> =
@@ -223,7 +239,7 @@ async fn deliver(inner: &Inner, job: &mut Job) {
         Err(MxFailure::Bounce(err, dsn)) => {
             let rcpts = with_dsn(&job.envelope().rcpt_to, &dsn);
             bounce(inner, job, rcpts, &err).await;
-            remove(inner, &job.entry.file).await;
+            remove(inner, &job.entry).await;
             return;
         }
         Err(MxFailure::TempFail(err, dsn)) => {
@@ -299,7 +315,7 @@ async fn try_hosts(inner: &Inner, job: &Job, hosts: &[MxHost]) -> Attempt {
                     message: &job.message,
                     timeout: inner.cfg.connect_timeout,
                 };
-                match session::run(&params).await {
+                match session::run_reusing(&params, &inner.conns).await {
                     SessionOutcome::NextAddress(e) => {
                         tracing::info!(id = %job.id(), error = %e, "trying the next address");
                         break;
@@ -360,7 +376,7 @@ async fn finish(inner: &Inner, job: &mut Job, attempt: Attempt) {
     match attempt {
         Attempt::Whole(SessionOutcome::Bounce(err, dsn)) => {
             bounce(inner, job, with_dsn(&all, &dsn), &err).await;
-            remove(inner, &job.entry.file).await;
+            remove(inner, &job.entry).await;
         }
         Attempt::Whole(SessionOutcome::TempFail(err, dsn)) => {
             temp_fail(inner, job, with_dsn(&all, &dsn), err).await;
@@ -402,7 +418,7 @@ async fn finish(inner: &Inner, job: &mut Job, attempt: Attempt) {
                 bounce(inner, job, bounced, &err).await;
             }
             if !keep_file {
-                remove(inner, &job.entry.file).await;
+                remove(inner, &job.entry).await;
             }
         }
     }
@@ -504,7 +520,7 @@ async fn temp_fail(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>,
             })
             .collect();
         bounce(inner, job, rcpts, &format!("Too many failures ({err})")).await;
-        remove(inner, &job.entry.file).await;
+        remove(inner, &job.entry).await;
         return;
     };
     job.mail.attempts = attempts;
@@ -523,7 +539,7 @@ async fn temp_fail(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>,
             .unwrap_or(delay),
         other => {
             tracing::info!(id = %job.id(), action = %other, "deferred hook: not deferring; deleting mail");
-            remove(inner, &job.entry.file).await;
+            remove(inner, &job.entry).await;
             job.events.push(Event::Dropped {
                 id: job.id(),
                 reason: format!("deferred hook answered {other}"),
@@ -562,7 +578,7 @@ async fn reschedule(inner: &Inner, job: &mut Job, attempts: u32, next: u64, err:
             let dsn = RcptDsn::internal(450, 3, 0, &msg);
             let rcpts = with_dsn(&job.envelope().rcpt_to.clone(), &dsn);
             bounce(inner, job, rcpts, &msg).await;
-            remove(inner, &job.entry.file).await;
+            remove(inner, &job.entry).await;
         }
     }
 }
@@ -627,10 +643,18 @@ async fn bounce(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>, er
     }
 }
 
-async fn remove(inner: &Inner, file: &str) {
+/// Remove the file of `entry`; if a queue tool renamed it meanwhile, remove that.
+async fn remove(inner: &Inner, entry: &QueueEntry) {
     let store = Arc::clone(&inner.store);
-    let f = file.to_owned();
-    if let Err(e) = blocking(move || store.remove(&f)).await {
-        tracing::error!(file, error = %e, "could not remove queue file");
+    let (f, name) = (entry.file.clone(), entry.name.clone());
+    let removed = blocking(move || match store.remove(&f) {
+        Err(e) if e.is_not_found() => match store.locate(&name)? {
+            Some(current) => store.remove(&current),
+            None => Err(e),
+        },
+        other => other,
+    });
+    if let Err(e) = removed.await {
+        tracing::error!(file = %entry.file, error = %e, "could not remove queue file");
     }
 }

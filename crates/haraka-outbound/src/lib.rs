@@ -8,7 +8,10 @@
 //! the SMTP session through `haraka-client` (EHLO/HELO, STARTTLS policy, pipelined
 //! envelope, per-recipient results), RFC 3464 bounces from `outbound.bounce_message`,
 //! and the outbound hooks `send_email`, `get_mx`, `delivered`, `deferred`, `bounce`
-//! (plus `pre_send_trans_email`).
+//! (plus `pre_send_trans_email`). Two economies Haraka does not make: a message
+//! queued here reaches its first attempt in memory instead of being read back from
+//! its file, and a connection that just delivered a message waits briefly for the
+//! next message to the same MX address.
 //!
 //! It must never answer a message as queued before it is durable, never bounce to
 //! the null sender, never let one message (a bad file, a DNS failure, a TLS or
@@ -17,9 +20,11 @@
 
 pub mod bounce;
 pub mod config;
+mod conn_cache;
 pub mod dsn;
 mod engine;
 pub mod enqueue;
+mod handoff;
 mod job;
 pub mod mx;
 pub mod resolver;

@@ -1,6 +1,7 @@
 //! One SMTP session to one address (Haraka's `try_deliver_host_on_socket`): greeting,
 //! EHLO (HELO fallback), STARTTLS by policy, MAIL, RCPT (pipelined when offered),
-//! DATA, QUIT — and what its outcome means for the queued message.
+//! DATA, QUIT — and what its outcome means for the queued message. A connection
+//! that delivered a message may instead wait in the [`ConnCache`] for the next one.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use haraka_smtp::{Address, Reply};
 use hickory_resolver::proto::rr::Name;
 use rustls_pki_types::ServerName;
 
+use crate::conn_cache::{ConnCache, ConnKey};
 use crate::dsn::{ParsedReply, RcptDsn};
 
 /// STARTTLS policy for one session.
@@ -67,8 +69,40 @@ pub enum SessionOutcome {
     },
 }
 
-/// Run one session.
+/// Run one session on a connection of its own (QUIT at the end).
 pub async fn run(p: &SessionParams<'_>) -> SessionOutcome {
+    fresh(p, None).await
+}
+
+/// Run one session, on an idle connection to the same destination when there is
+/// one (after RSET); after a successful transaction the connection is left idle
+/// for the next message instead of being closed. An idle connection that turns out
+/// closed or refuses RSET is replaced by a new one, at no cost to the message.
+pub(crate) async fn run_reusing(p: &SessionParams<'_>, cache: &ConnCache) -> SessionOutcome {
+    if !cache.enabled() {
+        return fresh(p, None).await;
+    }
+    let key = ConnKey::of(p);
+    while let Some(mut client) = cache.take(&key) {
+        if client.is_stale().await {
+            // Closed by the server, or it spoke unasked: nothing to say to it.
+            continue;
+        }
+        if let Err(e) = client.rset().await {
+            tracing::debug!(addr = %p.addr, error = %e, "idle connection refused RSET; connecting anew");
+            if !client.is_broken() {
+                client.quit().await;
+            }
+            continue;
+        }
+        let secured = client.is_tls();
+        let result = transaction(&mut client, p, secured).await;
+        return settle(client, result, p, Some((cache, key))).await;
+    }
+    fresh(p, Some((cache, key))).await
+}
+
+async fn fresh(p: &SessionParams<'_>, keep: Option<(&ConnCache, ConnKey)>) -> SessionOutcome {
     let opts = ConnectOptions {
         timeouts: Timeouts {
             connect: p.timeout,
@@ -81,9 +115,31 @@ pub async fn run(p: &SessionParams<'_>) -> SessionOutcome {
         Ok(c) => c,
         Err(e) => return failure(e, p),
     };
-    match converse(&mut client, p).await {
-        Ok(outcome) => {
-            client.quit().await;
+    let result = match greet(&mut client, p).await {
+        Ok(Ok(secured)) => transaction(&mut client, p, secured).await,
+        Ok(Err(outcome)) => Ok((outcome, false)),
+        Err(e) => Err(e),
+    };
+    settle(client, result, p, keep).await
+}
+
+/// End a session: leave the connection idle when the transaction allows it and
+/// there is a cache, else QUIT (unless the connection is broken).
+async fn settle(
+    client: SmtpClient,
+    result: Result<(SessionOutcome, bool), Error>,
+    p: &SessionParams<'_>,
+    keep: Option<(&ConnCache, ConnKey)>,
+) -> SessionOutcome {
+    match result {
+        Ok((outcome, reusable)) => {
+            let left = match keep {
+                Some((cache, key)) if reusable => cache.put(key, client),
+                _ => Some(client),
+            };
+            if let Some(client) = left {
+                client.quit().await;
+            }
             outcome
         }
         Err(e) => {
@@ -95,7 +151,11 @@ pub async fn run(p: &SessionParams<'_>) -> SessionOutcome {
     }
 }
 
-async fn converse(client: &mut SmtpClient, p: &SessionParams<'_>) -> Result<SessionOutcome, Error> {
+/// EHLO and STARTTLS by policy. `Ok(Err(_))`: the policy ends the session here.
+async fn greet(
+    client: &mut SmtpClient,
+    p: &SessionParams<'_>,
+) -> Result<Result<bool, SessionOutcome>, Error> {
     client.ehlo(p.helo).await?;
     let mut secured = false;
     let offered = client.capabilities().has("STARTTLS");
@@ -108,15 +168,15 @@ async fn converse(client: &mut SmtpClient, p: &SessionParams<'_>) -> Result<Sess
                 } else {
                     "No TLS available but required by configuration."
                 };
-                return Ok(temp_internal(err));
+                return Ok(Err(temp_internal(err)));
             };
             match client.starttls(config, server_name(p)).await {
                 Ok(StartTls::Secured) => secured = true,
-                Ok(StartTls::Refused(reply)) => return Ok(reply_failure(&reply, p)),
+                Ok(StartTls::Refused(reply)) => return Ok(Err(reply_failure(&reply, p))),
                 Err(Error::Tls(e)) if is_certificate_error(&e) => {
-                    return Ok(temp_internal(
+                    return Ok(Err(temp_internal(
                         "Host failed TLS verification required by configuration.",
-                    ));
+                    )));
                 }
                 Err(e) => return Err(e),
             }
@@ -126,7 +186,7 @@ async fn converse(client: &mut SmtpClient, p: &SessionParams<'_>) -> Result<Sess
                 Ok(StartTls::Secured) => secured = true,
                 // Refused: carry on in plaintext.
                 Ok(StartTls::Refused(_)) => {}
-                Err(Error::Tls(e)) => return Ok(SessionOutcome::RetryPlain(e.to_string())),
+                Err(Error::Tls(e)) => return Ok(Err(SessionOutcome::RetryPlain(e.to_string()))),
                 Err(e) => return Err(e),
             }
         }
@@ -135,6 +195,17 @@ async fn converse(client: &mut SmtpClient, p: &SessionParams<'_>) -> Result<Sess
     if secured {
         client.ehlo(p.helo).await?;
     }
+    Ok(Ok(secured))
+}
+
+/// MAIL, RCPT, DATA. Also says whether the connection may carry another message:
+/// only when the message was accepted and no reply announced the end of the
+/// connection (421).
+async fn transaction(
+    client: &mut SmtpClient,
+    p: &SessionParams<'_>,
+    secured: bool,
+) -> Result<(SessionOutcome, bool), Error> {
     let utf8 = client.capabilities().has("SMTPUTF8");
     let from = match p.mail_from {
         Some(a) => path(a, utf8),
@@ -150,20 +221,22 @@ async fn converse(client: &mut SmtpClient, p: &SessionParams<'_>) -> Result<Sess
             2 => ok.push(i),
             4 => deferred.push((i, RcptDsn::from_reply(reply, p.exchange, true))),
             5 => bounced.push((i, RcptDsn::from_reply(reply, p.exchange, true))),
-            _ => return Ok(reply_failure(reply, p)),
+            _ => return Ok((reply_failure(reply, p), false)),
         }
     }
     if ok.is_empty() {
-        return Ok(SessionOutcome::Finished {
+        let outcome = SessionOutcome::Finished {
             accepted: None,
             ok,
             deferred,
             bounced,
-        });
+        };
+        return Ok((outcome, false));
     }
     let mut body: &[u8] = p.message;
     let reply = client.data_from_reader(&mut body).await?;
-    Ok(SessionOutcome::Finished {
+    let reusable = replies.iter().all(|r| r.code != 421) && reply.code / 100 == 2;
+    let outcome = SessionOutcome::Finished {
         accepted: Some(Accepted {
             response: ParsedReply::new(&reply).text,
             secured,
@@ -171,7 +244,8 @@ async fn converse(client: &mut SmtpClient, p: &SessionParams<'_>) -> Result<Sess
         ok,
         deferred,
         bounced,
-    })
+    };
+    Ok((outcome, reusable))
 }
 
 /// Map a client error to what it means for the message.

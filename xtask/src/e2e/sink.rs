@@ -1,5 +1,6 @@
 //! A small scripted SMTP server for the outbound checks: it records every
-//! session and answers RCPT and the final dot as the check tells it
+//! transaction (a connection carrying several messages gives one record each)
+//! and answers RCPT and the final dot as the check tells it
 //! (accept, 4xx, 5xx), so a check can make an MX fail and then recover.
 //! Plain threads and blocking sockets; a stop flag plus a wake-up
 //! connection end the accept loop.
@@ -189,14 +190,18 @@ fn accept_loop(listener: &TcpListener, state: &Arc<Mutex<State>>, stop: &AtomicB
 fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_write_timeout(Some(Duration::from_secs(30)))?;
-    let index = {
+    let peer = stream.peer_addr().ok();
+    let mut index = {
         let mut s = lock(state);
         s.sessions.push(Session {
-            peer: stream.peer_addr().ok(),
+            peer,
             ..Session::default()
         });
         s.sessions.len() - 1
     };
+    // haraka-rs's outbound keeps a connection briefly for the next message to the
+    // same MX: each MAIL after the first starts a record of its own.
+    let mut had_mail = false;
     let mut out = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     let mut say = |line: &str| out.write_all(format!("{line}\r\n").as_bytes());
@@ -207,8 +212,9 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         };
         let cmd = line.trim_end().to_owned();
         let upper = cmd.to_ascii_uppercase();
+        let current = index;
         let record = |f: &dyn Fn(&mut Session)| {
-            if let Some(sess) = lock(state).sessions.get_mut(index) {
+            if let Some(sess) = lock(state).sessions.get_mut(current) {
                 f(sess);
             }
         };
@@ -223,8 +229,25 @@ fn serve(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
                 say("250 sink.test")?;
             }
         } else if upper.starts_with("MAIL FROM:") {
+            if had_mail {
+                let mut s = lock(state);
+                let helo = s
+                    .sessions
+                    .get(index)
+                    .map(|x| x.helo.clone())
+                    .unwrap_or_default();
+                s.sessions.push(Session {
+                    peer,
+                    helo,
+                    ..Session::default()
+                });
+                index = s.sessions.len() - 1;
+            }
+            had_mail = true;
             let from = angle(cmd.get(10..).unwrap_or(""));
-            record(&|s| s.mail_from.clone_from(&from));
+            if let Some(sess) = lock(state).sessions.get_mut(index) {
+                sess.mail_from.clone_from(&from);
+            }
             say("250 2.1.0 sender ok")?;
         } else if upper.starts_with("RCPT TO:") {
             let rcpt = angle(cmd.get(8..).unwrap_or(""));

@@ -5,5 +5,7 @@
 
 mod delivery;
 mod dns;
+mod handoff;
 mod resilience;
+mod reuse;
 mod support;

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +12,9 @@ use haraka_plugin_api::{
     BoxFuture, Connection, Hook, Local, MxHost, OutboundArgs, OutboundHooks, OutboundMail, Outcome,
     Remote, Transaction,
 };
-use haraka_queue::{QueueDir, QueueStore};
+use haraka_queue::{
+    NewItem, Put, QueueDir, QueueEntry, QueueError, QueueName, QueueStore, Recovery, StoredMessage,
+};
 use haraka_smtp::Address;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -363,8 +366,19 @@ impl Env {
         dir: tempfile::TempDir,
     ) -> Env {
         let store = Arc::new(QueueDir::open(dir.path()).unwrap());
+        Env::with_store(cfg, dns, tls, dir, store).await
+    }
+
+    /// An engine over `store` (which keeps its files in `dir`).
+    pub async fn with_store(
+        cfg: OutboundConfig,
+        dns: StaticResolver,
+        tls: TlsPolicy,
+        dir: tempfile::TempDir,
+        store: Arc<dyn QueueStore>,
+    ) -> Env {
         let hooks = Arc::new(TestHooks::default());
-        let out = Outbound::builder(cfg, store as Arc<dyn QueueStore>)
+        let out = Outbound::builder(cfg, store)
             .resolver(Arc::new(dns.clone()))
             .hooks(hooks.clone())
             .tls(tls)
@@ -417,5 +431,56 @@ pub fn mx_host(exchange: &str, port: u16) -> MxHost {
         priority: 0,
         port,
         ip: exchange.parse().ok(),
+    }
+}
+
+/// The queue directory, counting the messages read back from it.
+pub struct CountingStore {
+    pub dir: QueueDir,
+    pub loads: AtomicUsize,
+}
+
+impl CountingStore {
+    pub fn open(path: &std::path::Path) -> Arc<CountingStore> {
+        Arc::new(CountingStore {
+            dir: QueueDir::open(path).unwrap(),
+            loads: AtomicUsize::new(0),
+        })
+    }
+    pub fn loads(&self) -> usize {
+        self.loads.load(Ordering::SeqCst)
+    }
+}
+
+impl QueueStore for CountingStore {
+    fn put(&self, items: Vec<NewItem>) -> Put {
+        self.dir.put(items)
+    }
+    fn load(&self, file: &str) -> Result<StoredMessage, QueueError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.dir.load(file)
+    }
+    fn reschedule(
+        &self,
+        entry: &QueueEntry,
+        attempts: u32,
+        next_attempt: u64,
+    ) -> Result<QueueEntry, QueueError> {
+        self.dir.reschedule(entry, attempts, next_attempt)
+    }
+    fn remove(&self, file: &str) -> Result<(), QueueError> {
+        self.dir.remove(file)
+    }
+    fn quarantine(&self, file: &str) -> Result<String, QueueError> {
+        self.dir.quarantine(file)
+    }
+    fn recover(&self) -> Result<Recovery, QueueError> {
+        self.dir.recover()
+    }
+    fn list(&self) -> Result<Recovery, QueueError> {
+        self.dir.list()
+    }
+    fn locate(&self, name: &QueueName) -> Result<Option<String>, QueueError> {
+        self.dir.locate(name)
     }
 }
