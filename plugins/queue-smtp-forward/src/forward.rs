@@ -130,7 +130,7 @@ impl Forwarder {
     }
 
     /// Start connecting to the backend for `conn`'s transaction while the client
-    /// sends its message (from the `data` hook), so that the backend's greeting,
+    /// is still sending (from the `rcpt_ok` hook), so that the backend's greeting,
     /// EHLO and XCLIENT are done by the time the message is complete. Not with
     /// `forwarding_host_pool`, whose pick is made once, at queue time.
     pub fn prepare(&self, cfg: &Config, route: &Route, conn: &Connection) {

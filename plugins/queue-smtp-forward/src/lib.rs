@@ -90,8 +90,8 @@ impl SmtpForward {
         &self.cfg
     }
 
-    /// From the `data` hook: start connecting to the backend for this transaction
-    /// if it is going to be forwarded (see `warm.rs`).
+    /// From the `rcpt_ok` hook: start connecting to the backend for this
+    /// transaction if it is going to be forwarded (see `warm.rs`).
     pub fn prepare(&self, conn: &Connection) {
         let Some(txn) = conn.transaction.as_ref() else {
             return;
@@ -102,7 +102,7 @@ impl SmtpForward {
         }
     }
 
-    /// Backend connections prepared at DATA and not yet used or closed.
+    /// Backend connections prepared for transactions and not yet used or closed.
     pub fn prepared_connections(&self) -> usize {
         self.forwarder.prepared()
     }
@@ -140,7 +140,7 @@ impl Plugin for SmtpForward {
         if self.cfg.check_recipient {
             hooks.push(Registration::new(Hook::Rcpt));
         }
-        hooks.push(Registration::new(Hook::Data));
+        hooks.push(Registration::new(Hook::RcptOk));
         hooks.push(Registration::new(Hook::Queue));
         if self.cfg.enable_outbound {
             hooks.push(Registration::new(Hook::QueueOutbound));
@@ -163,7 +163,7 @@ impl Plugin for SmtpForward {
             Hook::Rcpt if self.cfg.check_recipient => {
                 ready(routing::check_recipient(&self.cfg, conn, args))
             }
-            Hook::Data => {
+            Hook::RcptOk => {
                 self.prepare(conn);
                 ready(Outcome::cont())
             }

@@ -1,12 +1,14 @@
 //! Backend connections prepared while the client is still sending its message.
 //!
-//! From the `data` hook a task connects to the backend and does the greeting,
-//! EHLO, STARTTLS, XCLIENT and AUTH, so that at queue time only MAIL, RCPT, DATA
-//! and the message remain: the client's wait after its final dot no longer
-//! includes the backend's handshake. At queue time the plan is worked out again
+//! Once a recipient is accepted (the `rcpt_ok` hook) a task connects to the
+//! backend and does the greeting, EHLO, STARTTLS, XCLIENT and AUTH, so that at
+//! queue time only MAIL, RCPT, DATA and the message remain: the client's wait
+//! after its final dot no longer includes the backend's handshake. Only accepted
+//! recipients start one, so refused mail never costs a backend connection. At queue time the plan is worked out again
 //! from the transaction as it is then (a `data_post` plugin may have changed
 //! it); the prepared connection is used only when both plans are identical and
 //! it is still open, otherwise it is closed and a fresh one is opened as before.
+//! Further recipients of the transaction keep the connection being prepared.
 //! A connection prepared for a transaction that never reaches the queue is
 //! closed when the next transaction of the client prepares its own, or when the
 //! client disconnects.
@@ -32,8 +34,15 @@ pub(crate) struct Warmup {
 }
 
 impl Warmup {
-    /// Start preparing a connection for transaction `txn` of connection `conn`.
+    /// Start preparing a connection for transaction `txn` of connection `conn`,
+    /// unless one is already being prepared for it with the same plan.
     pub fn start(&self, conn: &str, txn: &str, plan: Plan, connector: Connector) {
+        {
+            let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            if slots.get(txn).is_some_and(|p| p.plan == plan) {
+                return;
+            }
+        }
         let task_plan = plan.clone();
         let task = tokio::spawn(async move { connector.connect(&task_plan).await });
         let prepared = Prepared {
@@ -43,6 +52,8 @@ impl Warmup {
         };
         let stale = {
             let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            // Anything prepared for this client so far belongs to a transaction
+            // that ended, or to this one with another plan.
             let stale = take_connection(&mut slots, conn);
             slots.insert(txn.to_owned(), prepared);
             stale

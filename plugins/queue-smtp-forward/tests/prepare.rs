@@ -1,4 +1,4 @@
-//! Backend connections prepared at DATA (warm.rs) against a scripted backend.
+//! Backend connections prepared from rcpt_ok (warm.rs) against a scripted backend.
 
 #![allow(
     clippy::unwrap_used,
@@ -40,11 +40,18 @@ async fn handshake_is_done_before_the_queue_hook_on_the_same_connection() {
     let root = Root::new(&[("smtp_forward.ini", &ini_for(backend.addr.port(), ""))]);
     let p = root.factory();
     let mut conn = connection(&["<a@example.com>"]);
-    data(p.as_ref(), &mut conn).await;
+    rcpt_ok(p.as_ref(), &mut conn).await;
     // Before any queue hook the backend has been greeted, told who the client is
     // and greeted again.
     let s = seen(&backend, |s| s.first().is_some_and(|s| s.lines.len() == 3)).await;
     assert_eq!(s[0].lines[2], "EHLO helo.example.org");
+    // More recipients keep the connection being prepared.
+    conn.transaction
+        .as_mut()
+        .unwrap()
+        .rcpt_to
+        .push(addr("<b@example.com>"));
+    rcpt_ok(p.as_ref(), &mut conn).await;
     ok(&queue(p.as_ref(), &mut conn).await);
     let s = &seen(&backend, |s| s[0].closed).await;
     assert_eq!(s.len(), 1, "one backend connection");
@@ -53,6 +60,7 @@ async fn handshake_is_done_before_the_queue_hook_on_the_same_connection() {
         [
             "MAIL FROM:<sender@remote.org>",
             "RCPT TO:<a@example.com>",
+            "RCPT TO:<b@example.com>",
             "DATA",
             "QUIT"
         ]
@@ -69,9 +77,9 @@ async fn a_transaction_changed_after_data_gets_a_fresh_connection() {
         .unwrap();
     let p = plugin(&ini_for(backend.addr.port(), ""));
     let mut conn = connection(&["<a@example.com>"]);
-    data(p.as_ref(), &mut conn).await;
+    rcpt_ok(p.as_ref(), &mut conn).await;
     seen(&backend, |s| s.first().is_some_and(|s| s.lines.len() == 3)).await;
-    // A data_post plugin could change what XCLIENT would say.
+    // A later plugin could change what XCLIENT would say.
     conn.remote.host = Some("other.example.org".into());
     ok(&queue(p.as_ref(), &mut conn).await);
     let s = seen(&backend, |s| s.len() == 2 && s.iter().all(|s| s.closed)).await;
@@ -95,7 +103,7 @@ async fn disconnect_closes_an_unused_prepared_connection() {
     let root = Root::new(&[("smtp_forward.ini", &ini_for(backend.addr.port(), ""))]);
     let p = root.factory();
     let mut conn = connection(&["<a@example.com>"]);
-    data(p.as_ref(), &mut conn).await;
+    rcpt_ok(p.as_ref(), &mut conn).await;
     seen(&backend, |s| s.first().is_some_and(|s| s.lines.len() == 3)).await;
     // The client went away before its message was complete.
     disconnect(p.as_ref(), &mut conn).await;
@@ -126,14 +134,14 @@ async fn a_new_transaction_closes_the_previous_unused_one() {
 }
 
 #[tokio::test]
-async fn backend_down_at_data_is_still_a_fast_tempfail() {
+async fn backend_down_while_preparing_is_still_a_fast_tempfail() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
     let p = plugin(&ini_for(port, ""));
     let mut conn = connection(&["<a@example.com>"]);
     let start = Instant::now();
-    data(p.as_ref(), &mut conn).await;
+    rcpt_ok(p.as_ref(), &mut conn).await;
     let out = queue(p.as_ref(), &mut conn).await;
     assert_eq!(out.action, Code::DenySoft);
     assert_eq!(

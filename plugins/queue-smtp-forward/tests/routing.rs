@@ -112,14 +112,14 @@ fn hooks_follow_the_flags() {
     let hooks = |ini: &str| -> Vec<Hook> { plugin(ini).hooks().iter().map(|r| r.hook).collect() };
     assert_eq!(
         hooks(""),
-        [Hook::Data, Hook::Queue, Hook::GetMx, Hook::Disconnect]
+        [Hook::RcptOk, Hook::Queue, Hook::GetMx, Hook::Disconnect]
     );
     assert_eq!(
         hooks("check_sender=true\ncheck_recipient=true\nenable_outbound=true"),
         [
             Hook::Mail,
             Hook::Rcpt,
-            Hook::Data,
+            Hook::RcptOk,
             Hook::Queue,
             Hook::QueueOutbound,
             Hook::GetMx,

@@ -106,9 +106,19 @@ pub async fn queue(p: &dyn Plugin, conn: &mut Connection) -> Outcome {
     p.hook(Hook::Queue, conn, &HookArgs::None).await
 }
 
-/// Run the `data` hook (DATA received: the backend connection is prepared).
-pub async fn data(p: &dyn Plugin, conn: &mut Connection) -> Outcome {
-    p.hook(Hook::Data, conn, &HookArgs::None).await
+/// Run the `rcpt_ok` hook for the transaction's last recipient (the backend
+/// connection starts being prepared).
+pub async fn rcpt_ok(p: &dyn Plugin, conn: &mut Connection) -> Outcome {
+    let to = conn
+        .transaction
+        .as_ref()
+        .and_then(|t| t.rcpt_to.last().cloned())
+        .unwrap();
+    let args = HookArgs::Rcpt {
+        to,
+        params: Vec::new(),
+    };
+    p.hook(Hook::RcptOk, conn, &args).await
 }
 
 /// Run the `disconnect` hook.
