@@ -20,6 +20,8 @@ use crate::xclient::XclientAttrs;
 
 /// Write the DATA stream in pieces of about this size.
 const CHUNK: usize = 32 * 1024;
+/// Bytes read from the server at once.
+const READ_BUF: usize = 4096;
 
 /// How long each step may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +86,8 @@ pub struct SmtpClient {
     broken: bool,
     /// QUIT went out with the final dot: nothing more may be sent.
     quit_sent: bool,
+    /// Where replies are read into.
+    read_buf: Box<[u8]>,
 }
 
 impl std::fmt::Debug for SmtpClient {
@@ -120,6 +124,7 @@ impl SmtpClient {
             xclient: false,
             broken: false,
             quit_sent: false,
+            read_buf: vec![0u8; READ_BUF].into_boxed_slice(),
         };
         let greeting = client.read_reply(Stage::Greeting, t.command).await?;
         if !is_2xx(&greeting) {
@@ -612,16 +617,17 @@ impl SmtpClient {
                     });
                 }
             }
-            let mut chunk = [0u8; 4096];
+            // A buffer kept in the client, not an array in this future: every
+            // await of a reply would otherwise zero and move 4 KiB.
             let n = self
                 .stream
-                .read(&mut chunk)
+                .read(&mut self.read_buf)
                 .await
                 .map_err(|source| io_error(stage, source))?;
             if n == 0 {
                 return Err(Error::Closed { stage });
             }
-            self.parser.feed(&chunk[..n]);
+            self.parser.feed(self.read_buf.get(..n).unwrap_or_default());
         }
     }
 }
