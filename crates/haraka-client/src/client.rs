@@ -86,8 +86,8 @@ pub struct SmtpClient {
     broken: bool,
     /// QUIT went out with the final dot: nothing more may be sent.
     quit_sent: bool,
-    /// Where replies are read into.
-    read_buf: Box<[u8]>,
+    /// Where replies are read into (its spare capacity: never zeroed).
+    read_buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for SmtpClient {
@@ -124,7 +124,7 @@ impl SmtpClient {
             xclient: false,
             broken: false,
             quit_sent: false,
-            read_buf: vec![0u8; READ_BUF].into_boxed_slice(),
+            read_buf: Vec::with_capacity(READ_BUF),
         };
         let greeting = client.read_reply(Stage::Greeting, t.command).await?;
         if !is_2xx(&greeting) {
@@ -619,9 +619,10 @@ impl SmtpClient {
             }
             // A buffer kept in the client, not an array in this future: every
             // await of a reply would otherwise zero and move 4 KiB.
+            self.read_buf.clear();
             let n = self
                 .stream
-                .read(&mut self.read_buf)
+                .read_buf(&mut self.read_buf)
                 .await
                 .map_err(|source| io_error(stage, source))?;
             if n == 0 {

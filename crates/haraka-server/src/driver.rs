@@ -71,7 +71,8 @@ struct Driver {
 impl Driver {
     async fn run(&mut self, session: &mut Session) {
         session.start();
-        let mut buf = vec![0u8; READ_CHUNK];
+        // Read into spare capacity: nothing to zero per connection.
+        let mut buf = Vec::with_capacity(READ_CHUNK);
         loop {
             if !self.drain(session).await {
                 return;
@@ -84,14 +85,17 @@ impl Driver {
                 self.peer_gone(session).await;
                 return;
             }
-            let read =
-                tokio::time::timeout(self.ctx.inactivity_timeout, self.stream.read(&mut buf));
+            buf.clear();
+            let read = tokio::time::timeout(
+                self.ctx.inactivity_timeout,
+                self.stream.read_buf(&mut buf),
+            );
             match read.await {
                 Ok(Ok(0)) | Ok(Err(_)) => {
                     self.peer_gone(session).await;
                     return;
                 }
-                Ok(Ok(n)) => session.feed(&buf[..n]),
+                Ok(Ok(n)) => session.feed(buf.get(..n).unwrap_or_default()),
                 Err(_) => session.timeout(),
             }
         }

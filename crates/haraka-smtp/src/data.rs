@@ -106,7 +106,7 @@ impl DataReceiver {
             let room = self.max_line - self.line.len();
             let avail = &input[used..];
             let span = &avail[..room.min(avail.len())];
-            match span.iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', span) {
                 Some(lf) => {
                     self.line.extend_from_slice(&span[..=lf]);
                     used += lf + 1;
@@ -156,10 +156,15 @@ impl DataReceiver {
             }
             let out = &mut self.stored;
             out.clear();
-            for piece in content.split_inclusive(|&c| c == b'\r') {
-                out.extend_from_slice(piece);
-                if piece.ends_with(b"\r") {
-                    out.push(b'\n');
+            if memchr::memchr(b'\r', content).is_none() {
+                // The usual line: no bare CR to turn into CR LF.
+                out.extend_from_slice(content);
+            } else {
+                for piece in content.split_inclusive(|&c| c == b'\r') {
+                    out.extend_from_slice(piece);
+                    if piece.ends_with(b"\r") {
+                        out.push(b'\n');
+                    }
                 }
             }
             out.extend_from_slice(b"\r\n");

@@ -300,10 +300,7 @@ impl DotStuffer {
                     if self.at_line_start && b == b'.' {
                         out.push(b'.');
                     }
-                    let run = rest
-                        .iter()
-                        .position(|&c| c == b'\r' || c == b'\n')
-                        .unwrap_or(rest.len());
+                    let run = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
                     out.extend_from_slice(&rest[..run]);
                     self.at_line_start = false;
                     rest = &rest[run..];
