@@ -150,14 +150,19 @@ impl DataReceiver {
         self.prev_crlf = crlf;
         if !self.exceeded() {
             let content_end = raw.len() - if crlf { 2 } else { 1 };
-            let mut content = &raw[..content_end];
-            if content.len() > 1 && content[0] == b'.' {
-                content = &content[1..];
+            let start = usize::from(content_end > 1 && raw.first() == Some(&b'.'));
+            let content = raw.get(start..content_end).unwrap_or_default();
+            let bare_cr = memchr::memchr(b'\r', content).is_some();
+            if crlf && !bare_cr {
+                // The usual line: already content + CR LF, stored as it is.
+                store(raw.get(start..).unwrap_or_default());
+                self.line = raw;
+                self.line.clear();
+                return false;
             }
             let out = &mut self.stored;
             out.clear();
-            if memchr::memchr(b'\r', content).is_none() {
-                // The usual line: no bare CR to turn into CR LF.
+            if !bare_cr {
                 out.extend_from_slice(content);
             } else {
                 for piece in content.split_inclusive(|&c| c == b'\r') {
