@@ -169,6 +169,12 @@ impl SmtpClient {
         self.broken || self.quit_sent
     }
 
+    /// Give the connection up (e.g. with a DATA pending that must not be
+    /// completed): nothing more is sent on it, and it is only closed.
+    pub fn abandon(&mut self) {
+        self.broken = true;
+    }
+
     /// The server already sent something or closed: a pooled connection gone stale.
     pub async fn is_stale(&mut self) -> bool {
         if self.broken || self.parser.buffered() > 0 {
@@ -485,6 +491,78 @@ impl SmtpClient {
         self.quit_sent = true;
         let reply = self.read_reply(Stage::Dot, self.timeouts.data_end).await?;
         expect_2xx(Stage::Dot, reply)
+    }
+
+    /// For a client that delivers to whichever recipients are accepted (the
+    /// outbound engine): MAIL, every RCPT and DATA, in one group when the server
+    /// offers PIPELINING (RFC 2920 lets DATA end it), which saves the round trip of
+    /// a separate DATA. Returns every recipient's reply and whether the server
+    /// waits for the message (354 with at least one recipient accepted). A server
+    /// that answers 354 although no recipient was accepted is left broken (only
+    /// closing ends that DATA). A refused MAIL, or a refused DATA after accepted
+    /// recipients, is an error.
+    pub async fn envelope_then_data(
+        &mut self,
+        from: &str,
+        rcpts: &[String],
+    ) -> Result<(Vec<Reply>, bool), Error> {
+        if !self.caps.has("PIPELINING") {
+            let replies = self.envelope(from, rcpts).await?;
+            if !replies.iter().any(is_2xx) {
+                return Ok((replies, false));
+            }
+            self.start_data().await?;
+            return Ok((replies, true));
+        }
+        if rcpts.is_empty() {
+            return Err(Error::Invalid("no recipients".into()));
+        }
+        let mut batch = Vec::new();
+        let mail = format!("MAIL FROM:{from}");
+        let rcpt_lines = rcpts.iter().map(|r| format!("RCPT TO:{r}"));
+        for line in std::iter::once(mail).chain(rcpt_lines) {
+            check_line(&line)?;
+            batch.extend_from_slice(line.as_bytes());
+            batch.extend_from_slice(b"\r\n");
+        }
+        batch.extend_from_slice(b"DATA\r\n");
+        self.write_all(Stage::Mail, &batch).await?;
+        let mail_reply = self.read_reply(Stage::Mail, self.timeouts.command).await?;
+        let mut replies = Vec::with_capacity(rcpts.len());
+        for _ in rcpts {
+            replies.push(self.read_reply(Stage::Rcpt, self.timeouts.command).await?);
+        }
+        let data_reply = self.read_reply(Stage::Data, self.timeouts.command).await?;
+        let accepted = is_2xx(&mail_reply) && replies.iter().any(is_2xx);
+        if data_reply.code == 354 && !accepted {
+            // The server waits for a message that must not be sent.
+            self.broken = true;
+        }
+        expect_2xx(Stage::Mail, mail_reply)?;
+        match (accepted, data_reply.code == 354) {
+            (true, true) => Ok((replies, true)),
+            (true, false) => Err(Error::Rejected {
+                stage: Stage::Data,
+                reply: data_reply,
+            }),
+            (false, _) => Ok((replies, false)),
+        }
+    }
+
+    /// After a 354: `message` (a whole message as stored) dot-stuffed with CRLF
+    /// line ends, then the final dot. Returns the 2xx reply to the dot.
+    pub async fn message_bytes(&mut self, message: &[u8]) -> Result<Reply, Error> {
+        let mut enc = DotStuffer::new();
+        let first = message.len().min(CHUNK);
+        let mut out = Vec::with_capacity(first + first / 32 + 8);
+        for piece in message.chunks(CHUNK) {
+            enc.push(piece, &mut out);
+            if out.len() >= CHUNK {
+                self.write_all(Stage::Dot, &out).await?;
+                out.clear();
+            }
+        }
+        self.end_data(enc, out).await
     }
 
     /// Like [`SmtpClient::data`] with the message read from `reader` (e.g. a queue file).

@@ -549,3 +549,94 @@ async fn pipelined_xclient_refused_keeps_the_session_and_its_fresh_capabilities(
         .unwrap();
     c.message(&message()).await.unwrap();
 }
+
+#[tokio::test]
+async fn envelope_then_data_sends_to_whichever_recipients_are_accepted() {
+    let server = FakeServer::default()
+        .with_handler(|_, line| {
+            (line == "RCPT TO:<gone@example.com>").then(|| Action::reply("550 5.1.1 unknown"))
+        })
+        .start()
+        .await
+        .unwrap();
+    let mut c = SmtpClient::connect(server.addr, &opts(5.0)).await.unwrap();
+    c.ehlo("me.test").await.unwrap();
+    let (replies, pending) = c
+        .envelope_then_data(
+            "<s@x.org>",
+            &rcpts(&["<gone@example.com>", "<here@example.com>"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        replies.iter().map(|r| r.code).collect::<Vec<_>>(),
+        [550, 250]
+    );
+    assert!(pending);
+    let done = c
+        .message_bytes(b"Subject: t\r\n\r\n.dot\r\nbare\nLF")
+        .await
+        .unwrap();
+    assert_eq!(done.code, 250);
+    c.quit().await;
+    let s = &server.record.wait_for(|s| s[0].closed).await[0];
+    assert_eq!(
+        s.messages[0],
+        b"Subject: t\r\n\r\n..dot\r\nbare\r\nLF\r\n.\r\n".to_vec()
+    );
+}
+
+#[tokio::test]
+async fn envelope_then_data_with_every_recipient_refused_sends_nothing() {
+    let server = FakeServer::default()
+        .with_handler(|_, line| {
+            if line.starts_with("RCPT") {
+                Some(Action::reply("450 4.2.0 later"))
+            } else if line == "DATA" {
+                Some(Action::reply("554 5.5.1 no valid recipients"))
+            } else {
+                None
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    let mut c = SmtpClient::connect(server.addr, &opts(5.0)).await.unwrap();
+    c.ehlo("me.test").await.unwrap();
+    let (replies, pending) = c
+        .envelope_then_data("<s@x.org>", &rcpts(&["<a@example.com>"]))
+        .await
+        .unwrap();
+    assert_eq!(replies[0].code, 450);
+    assert!(!pending);
+    assert!(
+        !c.is_broken(),
+        "the server refused DATA: the connection is fine"
+    );
+    c.rset().await.unwrap();
+}
+
+#[tokio::test]
+async fn envelope_then_data_leaves_a_354_without_recipients_broken() {
+    let server = FakeServer::default()
+        .with_handler(|_, line| {
+            line.starts_with("RCPT")
+                .then(|| Action::reply("550 5.1.1 unknown"))
+        })
+        .start()
+        .await
+        .unwrap();
+    let mut c = SmtpClient::connect(server.addr, &opts(5.0)).await.unwrap();
+    c.ehlo("me.test").await.unwrap();
+    let (_, pending) = c
+        .envelope_then_data("<s@x.org>", &rcpts(&["<a@example.com>"]))
+        .await
+        .unwrap();
+    assert!(!pending);
+    // The fake server answered 354 anyway: only closing ends that DATA.
+    assert!(c.is_broken());
+    c.quit().await;
+    let s = &server.record.wait_for(|s| s[0].closed).await[0];
+    assert!(s.messages.is_empty());
+    assert_eq!(s.lines.last().map(String::as_str), Some("DATA"));
+}
