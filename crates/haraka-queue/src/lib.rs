@@ -4,8 +4,8 @@
 //! `<arrival>_<next_attempt>_<attempts>_<pid>_<uid>_<counter>_<host>`), the file
 //! format (haraka-rs's versioned, checksummed format, plus a reader for Haraka's own
 //! so a Haraka queue can be drained), the durable write path
-//! (`__tmp__.<name>` → fsync → rename → fsync of the directory) with group commit
-//! across concurrent submitters, the start-up recovery scan with quarantine of
+//! (`__tmp__.<name>` → rename → the files and the directory fsynced together) with
+//! group commit across concurrent submitters, the start-up recovery scan with quarantine of
 //! unreadable files (`error.<name>`), the [`QueueStore`] trait the outbound engine
 //! uses, and the queue tools of the command line.
 //!

@@ -1,10 +1,17 @@
 //! The group-commit writer: one background thread writes queue files for every
-//! submitter, and makes a whole batch durable with one directory fsync.
+//! submitter, and makes a whole batch durable in one round of fsyncs.
 //!
-//! For each file: create `__tmp__.<name>` (exclusive), write, fsync the file, rename
-//! to `<name>`. After all renames of a batch: one fsync of the directory. Only then is
-//! every submitter of the batch told its files are durable. A request with several
-//! files (one message split per domain) succeeds or fails as a whole.
+//! For each file of a batch: create `__tmp__.<name>` (exclusive), write, rename to
+//! `<name>`. Then every file and the directory are fsynced at the same time (the
+//! files on worker threads, the directory on the writer thread), so a batch costs
+//! one journal commit rather than one for the files and another for the
+//! directory. Only when all of them succeeded is every submitter of the batch told
+//! its files are durable; a request with several files (one message split per
+//! domain) succeeds or fails as a whole, and a failed request's files are removed.
+//!
+//! A crash during that round can leave a renamed file whose content did not reach
+//! the disk; it was never acknowledged, and its checksums (see `format`) make
+//! loading it fail, so it is moved aside instead of delivered.
 
 use std::fs::{File, OpenOptions};
 use std::future::Future;
@@ -142,7 +149,7 @@ fn run(
     stats: &Arc<WriterStats>,
     rx: &mpsc::Receiver<Request>,
 ) {
-    let mut workers = FileWorkers::new(dir, syncer, stats);
+    let mut workers = FileWorkers::new(syncer);
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -161,16 +168,43 @@ fn commit(
     syncer: &dyn Syncer,
     stats: &WriterStats,
     workers: &mut FileWorkers,
-    mut batch: Vec<Request>,
+    batch: Vec<Request>,
 ) {
     stats.batches.fetch_add(1, Ordering::Relaxed);
     stats
         .requests
         .fetch_add(batch.len() as u64, Ordering::Relaxed);
-    let mut results = workers.write_all(&mut batch);
+    let mut results: Vec<Result<Vec<PathBuf>, QueueError>> = Vec::with_capacity(batch.len());
+    let mut to_sync = Vec::new();
+    for (index, req) in batch.iter().enumerate() {
+        match write_request(dir, stats, &req.files) {
+            Ok(written) => {
+                let mut paths = Vec::with_capacity(written.len());
+                for (path, file) in written {
+                    paths.push(path);
+                    to_sync.push((index, file));
+                }
+                results.push(Ok(paths));
+            }
+            Err(e) => results.push(Err(e)),
+        }
+    }
     if results.iter().any(Result::is_ok) {
         stats.dir_syncs.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = syncer.sync_dir(dir) {
+        stats
+            .file_syncs
+            .fetch_add(to_sync.len() as u64, Ordering::Relaxed);
+        let pending = workers.sync(to_sync);
+        let dir_synced = syncer.sync_dir(dir);
+        for (index, failure) in pending.failures() {
+            if let Some(r) = results.get_mut(index)
+                && let Ok(paths) = r
+            {
+                remove_all(paths);
+                *r = Err(failure);
+            }
+        }
+        if let Err(e) = dir_synced {
             let msg = e.to_string();
             for r in results.iter_mut() {
                 if let Ok(paths) = r {
@@ -186,38 +220,65 @@ fn commit(
     }
 }
 
-/// Most requests of a batch written and fsynced at the same time.
-const PARALLEL_WRITES: usize = 32;
+/// Most file fsyncs run at the same time.
+const PARALLEL_SYNCS: usize = 32;
 
-type WriteResult = Result<Vec<PathBuf>, QueueError>;
-
-/// One request's files, handed to a worker.
+/// One file to fsync, for the request at `index` of the batch.
 struct Job {
     index: usize,
-    files: Vec<PendingFile>,
-    reply: mpsc::Sender<(usize, WriteResult)>,
+    file: File,
+    reply: mpsc::Sender<(usize, io::Result<()>)>,
 }
 
-/// Threads that write and fsync the files of one request each, so that a batch
-/// costs about one file fsync plus the directory fsync, not one fsync per
-/// message. They are started as batches need them (at most [`PARALLEL_WRITES`])
-/// and kept: a thread started per request cost more than the write itself.
+/// Threads that fsync the files of a batch while the writer thread fsyncs the
+/// directory. They are started as batches need them (at most
+/// [`PARALLEL_SYNCS`]) and kept: a thread started per file cost more than the
+/// write itself.
 struct FileWorkers {
-    dir: Arc<Path>,
     syncer: Arc<dyn Syncer>,
-    stats: Arc<WriterStats>,
     jobs: mpsc::Sender<Job>,
     queue: Arc<Mutex<mpsc::Receiver<Job>>>,
     threads: usize,
 }
 
+/// The file fsyncs of a batch under way.
+struct Pending {
+    replies: mpsc::Receiver<(usize, io::Result<()>)>,
+    /// The request index of every file handed to a worker.
+    sent: Vec<usize>,
+    /// Files fsynced (and failed) without a worker.
+    early: Vec<(usize, QueueError)>,
+}
+
+impl Pending {
+    /// Wait for every fsync; the requests (by index) whose files failed. A file
+    /// whose worker died without answering counts as failed.
+    fn failures(self) -> Vec<(usize, QueueError)> {
+        let mut failed = self.early;
+        let mut unanswered = self.sent;
+        for (index, result) in self.replies.iter().take(unanswered.len()) {
+            if let Some(at) = unanswered.iter().position(|&i| i == index) {
+                unanswered.swap_remove(at);
+            }
+            if let Err(e) = result {
+                failed.push((index, QueueError::Io(e)));
+            }
+        }
+        failed.extend(unanswered.into_iter().map(|index| {
+            (
+                index,
+                QueueError::Io(io::Error::other("queue fsync thread stopped")),
+            )
+        }));
+        failed
+    }
+}
+
 impl FileWorkers {
-    fn new(dir: &Path, syncer: &Arc<dyn Syncer>, stats: &Arc<WriterStats>) -> FileWorkers {
+    fn new(syncer: &Arc<dyn Syncer>) -> FileWorkers {
         let (jobs, queue) = mpsc::channel();
         FileWorkers {
-            dir: Arc::from(dir),
             syncer: Arc::clone(syncer),
-            stats: Arc::clone(stats),
             jobs,
             queue: Arc::new(Mutex::new(queue)),
             threads: 0,
@@ -226,16 +287,12 @@ impl FileWorkers {
 
     /// Start workers until `wanted` run (or starting one fails); returns how many run.
     fn grow(&mut self, wanted: usize) -> usize {
-        while self.threads < wanted.min(PARALLEL_WRITES) {
+        while self.threads < wanted.min(PARALLEL_SYNCS) {
             let queue = Arc::clone(&self.queue);
-            let (dir, syncer, stats) = (
-                Arc::clone(&self.dir),
-                Arc::clone(&self.syncer),
-                Arc::clone(&self.stats),
-            );
+            let syncer = Arc::clone(&self.syncer);
             let started = std::thread::Builder::new()
                 .name("queue-fsync".into())
-                .spawn(move || work(&queue, &dir, &*syncer, &stats));
+                .spawn(move || work(&queue, &*syncer));
             match started {
                 Ok(_) => self.threads += 1,
                 Err(e) => {
@@ -247,51 +304,43 @@ impl FileWorkers {
         self.threads
     }
 
-    /// Write every request of a batch; results in the batch's order. The files
-    /// move out of the requests.
-    fn write_all(&mut self, batch: &mut [Request]) -> Vec<WriteResult> {
-        if batch.len() == 1 || self.grow(batch.len()) == 0 {
-            return batch
-                .iter()
-                .map(|r| write_request(&self.dir, &*self.syncer, &self.stats, &r.files))
-                .collect();
-        }
+    /// Start fsyncing `files`; the answers are collected with [`Pending::failures`].
+    fn sync(&mut self, files: Vec<(usize, File)>) -> Pending {
         let (reply, replies) = mpsc::channel();
-        let mut results: Vec<Option<WriteResult>> = Vec::with_capacity(batch.len());
-        for (index, req) in batch.iter_mut().enumerate() {
+        let mut pending = Pending {
+            replies,
+            sent: Vec::new(),
+            early: Vec::new(),
+        };
+        if self.grow(files.len()) == 0 {
+            // No thread: fsync here, before the directory (still correct, slower).
+            for (index, file) in files {
+                if let Err(e) = self.syncer.sync_file(&file) {
+                    pending.early.push((index, QueueError::Io(e)));
+                }
+            }
+            return pending;
+        }
+        for (index, file) in files {
             let job = Job {
                 index,
-                files: std::mem::take(&mut req.files),
+                file,
                 reply: reply.clone(),
             };
-            results.push(None);
-            if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
-                // Unreachable while `self.queue` holds the receiver; write inline.
-                let r = write_request(&self.dir, &*self.syncer, &self.stats, &job.files);
-                results[index] = Some(r);
+            match self.jobs.send(job) {
+                Ok(()) => pending.sent.push(index),
+                Err(mpsc::SendError(job)) => {
+                    if let Err(e) = self.syncer.sync_file(&job.file) {
+                        pending.early.push((job.index, QueueError::Io(e)));
+                    }
+                }
             }
         }
-        drop(reply);
-        // Ends when every job answered or its worker died (its sender dropped).
-        for (index, result) in replies {
-            if let Some(slot) = results.get_mut(index) {
-                *slot = Some(result);
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(QueueError::Io(io::Error::other(
-                        "queue write failed in its thread",
-                    )))
-                })
-            })
-            .collect()
+        pending
     }
 }
 
-fn work(queue: &Mutex<mpsc::Receiver<Job>>, dir: &Path, syncer: &dyn Syncer, stats: &WriterStats) {
+fn work(queue: &Mutex<mpsc::Receiver<Job>>, syncer: &dyn Syncer) {
     loop {
         let job = {
             let Ok(rx) = queue.lock() else { return };
@@ -300,56 +349,54 @@ fn work(queue: &Mutex<mpsc::Receiver<Job>>, dir: &Path, syncer: &dyn Syncer, sta
                 Err(_) => return,
             }
         };
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            write_request(dir, syncer, stats, &job.files)
-        }))
-        .unwrap_or_else(|_| Err(QueueError::Io(io::Error::other("queue write panicked"))));
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| syncer.sync_file(&job.file)))
+                .unwrap_or_else(|_| Err(io::Error::other("queue fsync panicked")));
         let _ = job.reply.send((job.index, result));
     }
 }
 
-/// Write, fsync and rename every file of one request; on any failure undo the request.
+/// Write and rename every file of one request (no fsync yet); on any failure undo
+/// the request. Returns the final paths with their open files.
 fn write_request(
     dir: &Path,
-    syncer: &dyn Syncer,
     stats: &WriterStats,
     files: &[PendingFile],
-) -> Result<Vec<PathBuf>, QueueError> {
+) -> Result<Vec<(PathBuf, File)>, QueueError> {
     let mut tmps = Vec::with_capacity(files.len());
+    let mut opened = Vec::with_capacity(files.len());
     for f in files {
         let tmp = dir.join(format!("{TMP_PREFIX}{}", f.name));
-        let written = write_tmp(&tmp, &f.bytes, syncer, stats);
+        let written = write_tmp(&tmp, &f.bytes, stats);
         tmps.push(tmp);
-        if let Err(e) = written {
-            remove_all(&tmps);
-            return Err(e);
+        match written {
+            Ok(file) => opened.push(file),
+            Err(e) => {
+                remove_all(&tmps);
+                return Err(e);
+            }
         }
     }
+    let mut done = Vec::with_capacity(files.len());
     let mut finals = Vec::with_capacity(files.len());
-    for (f, tmp) in files.iter().zip(&tmps) {
+    for ((f, tmp), file) in files.iter().zip(&tmps).zip(opened) {
         let dest = dir.join(&f.name);
         if let Err(e) = std::fs::rename(tmp, &dest) {
             remove_all(&finals);
             remove_all(&tmps);
             return Err(QueueError::Io(e));
         }
-        finals.push(dest);
+        finals.push(dest.clone());
+        done.push((dest, file));
     }
-    Ok(finals)
+    Ok(done)
 }
 
-fn write_tmp(
-    path: &Path,
-    bytes: &[u8],
-    syncer: &dyn Syncer,
-    stats: &WriterStats,
-) -> Result<(), QueueError> {
+fn write_tmp(path: &Path, bytes: &[u8], stats: &WriterStats) -> Result<File, QueueError> {
     let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
     file.write_all(bytes)?;
     stats.files.fetch_add(1, Ordering::Relaxed);
-    stats.file_syncs.fetch_add(1, Ordering::Relaxed);
-    syncer.sync_file(&file)?;
-    Ok(())
+    Ok(file)
 }
 
 fn remove_all(paths: &[PathBuf]) {

@@ -8,6 +8,7 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use haraka_queue::format::{crc32, dot_unstuff};
 use haraka_queue::{
@@ -447,4 +448,58 @@ fn resolve_queue_dir_follows_haraka() {
     let rel = haraka_queue::resolve_queue_dir(root, Some("q"));
     assert!(rel.is_absolute() && rel.ends_with("q"));
     assert!(QueueName::parse("error.1_1_0_1_ZZZZZZ_1_h").is_none());
+}
+
+/// Lets a file fsync finish only once the directory fsync has started (and the
+/// other way round), within a second: only a writer that runs them at the same
+/// time gets through.
+struct TogetherSyncer {
+    dir_started: (Mutex<bool>, std::sync::Condvar),
+    file_started: (Mutex<bool>, std::sync::Condvar),
+}
+
+impl TogetherSyncer {
+    fn wait(flag: &(Mutex<bool>, std::sync::Condvar)) -> io::Result<()> {
+        let (lock, cv) = flag;
+        let guard = lock.lock().unwrap();
+        let (guard, _) = cv
+            .wait_timeout_while(guard, Duration::from_secs(1), |started| !*started)
+            .unwrap();
+        if *guard {
+            Ok(())
+        } else {
+            Err(io::Error::other("the other fsync never started"))
+        }
+    }
+    fn start(flag: &(Mutex<bool>, std::sync::Condvar)) {
+        *flag.0.lock().unwrap() = true;
+        flag.1.notify_all();
+    }
+}
+
+impl Syncer for TogetherSyncer {
+    fn sync_file(&self, file: &File) -> io::Result<()> {
+        Self::start(&self.file_started);
+        Self::wait(&self.dir_started)?;
+        file.sync_all()
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        Self::start(&self.dir_started);
+        Self::wait(&self.file_started)?;
+        File::open(dir)?.sync_all()
+    }
+}
+
+#[test]
+fn files_and_their_directory_are_fsynced_in_one_round() {
+    let tmp = tempfile::tempdir().unwrap();
+    let syncer = TogetherSyncer {
+        dir_started: (Mutex::new(false), std::sync::Condvar::new()),
+        file_started: (Mutex::new(false), std::sync::Condvar::new()),
+    };
+    let q = QueueDir::open_with(tmp.path(), "h".into(), Arc::new(syncer)).unwrap();
+    q.put(vec![item("a.test"), item("b.test")])
+        .wait_blocking()
+        .unwrap();
+    assert_eq!(files(tmp.path()).len(), 2);
 }

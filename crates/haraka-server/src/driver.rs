@@ -86,10 +86,8 @@ impl Driver {
                 return;
             }
             buf.clear();
-            let read = tokio::time::timeout(
-                self.ctx.inactivity_timeout,
-                self.stream.read_buf(&mut buf),
-            );
+            let read =
+                tokio::time::timeout(self.ctx.inactivity_timeout, self.stream.read_buf(&mut buf));
             match read.await {
                 Ok(Ok(0)) | Ok(Err(_)) => {
                     self.peer_gone(session).await;

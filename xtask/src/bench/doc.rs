@@ -226,7 +226,8 @@ and per-connection memory is its growth over the RSS just before.
 with npm under `target/bench/`, and its DNS resolvers are pointed at the loopback DNS \
 server by a preload script.
 - Durability: both outbound queues fsync each message file before the 250; haraka-rs also \
-fsyncs the queue folder after the rename (one folder fsync per batch of concurrent messages).
+fsyncs the queue folder after the rename, at the same time as the files (one round of \
+fsyncs per batch of concurrent messages). Haraka does not fsync the folder.
 ";
 
 /// Write the report to `path`.
