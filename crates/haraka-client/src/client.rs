@@ -506,7 +506,33 @@ impl SmtpClient {
         from: &str,
         rcpts: &[String],
     ) -> Result<(Vec<Reply>, bool), Error> {
+        self.pipelined_envelope(false, from, rcpts).await
+    }
+
+    /// [`SmtpClient::envelope_then_data`] on a reused connection: RSET goes first
+    /// in the same group (RFC 2920 lets it), so reuse costs no extra round trip.
+    /// A failed RSET is an error at [`Stage::Rset`] and the connection is given
+    /// up: nothing can have been accepted for delivery (the message itself is
+    /// not sent before the 354 is read), and the caller may use another
+    /// connection.
+    pub async fn reset_envelope_then_data(
+        &mut self,
+        from: &str,
+        rcpts: &[String],
+    ) -> Result<(Vec<Reply>, bool), Error> {
+        self.pipelined_envelope(true, from, rcpts).await
+    }
+
+    async fn pipelined_envelope(
+        &mut self,
+        rset: bool,
+        from: &str,
+        rcpts: &[String],
+    ) -> Result<(Vec<Reply>, bool), Error> {
         if !self.caps.has("PIPELINING") {
+            if rset {
+                self.rset().await?;
+            }
             let replies = self.envelope(from, rcpts).await?;
             if !replies.iter().any(is_2xx) {
                 return Ok((replies, false));
@@ -518,6 +544,9 @@ impl SmtpClient {
             return Err(Error::Invalid("no recipients".into()));
         }
         let mut batch = Vec::new();
+        if rset {
+            batch.extend_from_slice(b"RSET\r\n");
+        }
         let mail = format!("MAIL FROM:{from}");
         let rcpt_lines = rcpts.iter().map(|r| format!("RCPT TO:{r}"));
         for line in std::iter::once(mail).chain(rcpt_lines) {
@@ -526,7 +555,20 @@ impl SmtpClient {
             batch.extend_from_slice(b"\r\n");
         }
         batch.extend_from_slice(b"DATA\r\n");
-        self.write_all(Stage::Mail, &batch).await?;
+        let first = if rset { Stage::Rset } else { Stage::Mail };
+        self.write_all(first, &batch).await?;
+        if rset {
+            let reply = self.read_reply(Stage::Rset, self.timeouts.command).await?;
+            if !is_2xx(&reply) {
+                // The rest of the group may be answered or not (a 421 closes):
+                // this connection is given up either way.
+                self.broken = true;
+                return Err(Error::Rejected {
+                    stage: Stage::Rset,
+                    reply,
+                });
+            }
+        }
         let mail_reply = self.read_reply(Stage::Mail, self.timeouts.command).await?;
         let mut replies = Vec::with_capacity(rcpts.len());
         for _ in rcpts {

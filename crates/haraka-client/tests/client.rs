@@ -640,3 +640,54 @@ async fn envelope_then_data_leaves_a_354_without_recipients_broken() {
     assert!(s.messages.is_empty());
     assert_eq!(s.lines.last().map(String::as_str), Some("DATA"));
 }
+
+#[tokio::test]
+async fn reset_envelope_then_data_sends_rset_with_the_envelope() {
+    let server = FakeServer::default().start().await.unwrap();
+    let mut c = SmtpClient::connect(server.addr, &opts(5.0)).await.unwrap();
+    c.ehlo("me.test").await.unwrap();
+    let (replies, pending) = c
+        .reset_envelope_then_data("<s@x.org>", &rcpts(&["<a@example.com>"]))
+        .await
+        .unwrap();
+    assert_eq!(replies[0].code, 250);
+    assert!(pending);
+    assert_eq!(
+        c.message_bytes(b"Subject: x\r\n\r\nbody\r\n")
+            .await
+            .unwrap()
+            .code,
+        250
+    );
+    c.quit().await;
+    let s = &server.record.wait_for(|s| s[0].closed).await[0];
+    assert_eq!(
+        s.lines,
+        [
+            "EHLO me.test",
+            "RSET",
+            "MAIL FROM:<s@x.org>",
+            "RCPT TO:<a@example.com>",
+            "DATA",
+            "QUIT"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_refused_rset_gives_the_connection_up() {
+    let server = FakeServer::default()
+        .with_handler(|_, line| (line == "RSET").then(|| Action::reply("502 5.5.1 no")))
+        .start()
+        .await
+        .unwrap();
+    let mut c = SmtpClient::connect(server.addr, &opts(5.0)).await.unwrap();
+    c.ehlo("me.test").await.unwrap();
+    let err = c
+        .reset_envelope_then_data("<s@x.org>", &rcpts(&["<a@example.com>"]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.stage(), Some(Stage::Rset));
+    // The server went on to DATA; no message may follow on this connection.
+    assert!(c.is_broken());
+}

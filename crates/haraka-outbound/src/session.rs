@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use haraka_client::{ConnectOptions, Error, SmtpClient, StartTls, Timeouts};
+use haraka_client::{ConnectOptions, Error, SmtpClient, Stage, StartTls, Timeouts};
 use haraka_smtp::{Address, Reply};
 use hickory_resolver::proto::rr::Name;
 use rustls_pki_types::ServerName;
@@ -88,15 +88,19 @@ pub(crate) async fn run_reusing(p: &SessionParams<'_>, cache: &ConnCache) -> Ses
             // Closed by the server, or it spoke unasked: nothing to say to it.
             continue;
         }
-        if let Err(e) = client.rset().await {
-            tracing::debug!(addr = %p.addr, error = %e, "idle connection refused RSET; connecting anew");
+        let secured = client.is_tls();
+        // RSET goes in the same pipelined group as the envelope.
+        let result = transaction(&mut client, p, secured, true).await;
+        if let Err(e) = &result
+            && e.stage() == Some(Stage::Rset)
+        {
+            // Nothing was accepted on it: deliver on another connection.
+            tracing::debug!(addr = %p.addr, error = %e, "idle connection failed RSET; connecting anew");
             if !client.is_broken() {
                 client.quit().await;
             }
             continue;
         }
-        let secured = client.is_tls();
-        let result = transaction(&mut client, p, secured).await;
         return settle(client, result, p, Some((cache, key))).await;
     }
     fresh(p, Some((cache, key))).await
@@ -116,7 +120,7 @@ async fn fresh(p: &SessionParams<'_>, keep: Option<(&ConnCache, ConnKey)>) -> Se
         Err(e) => return failure(e, p),
     };
     let result = match greet(&mut client, p).await {
-        Ok(Ok(secured)) => transaction(&mut client, p, secured).await,
+        Ok(Ok(secured)) => transaction(&mut client, p, secured, false).await,
         Ok(Err(outcome)) => Ok((outcome, false)),
         Err(e) => Err(e),
     };
@@ -205,6 +209,7 @@ async fn transaction(
     client: &mut SmtpClient,
     p: &SessionParams<'_>,
     secured: bool,
+    reused: bool,
 ) -> Result<(SessionOutcome, bool), Error> {
     let utf8 = client.capabilities().has("SMTPUTF8");
     let from = match p.mail_from {
@@ -214,7 +219,11 @@ async fn transaction(
     let rcpts: Vec<String> = p.rcpts.iter().map(|a| path(a, utf8)).collect();
     // DATA goes in the same group as MAIL and RCPT (with PIPELINING): one round
     // trip less per message.
-    let (replies, data_pending) = client.envelope_then_data(&from, &rcpts).await?;
+    let (replies, data_pending) = if reused {
+        client.reset_envelope_then_data(&from, &rcpts).await?
+    } else {
+        client.envelope_then_data(&from, &rcpts).await?
+    };
     let mut ok = Vec::new();
     let mut deferred = Vec::new();
     let mut bounced = Vec::new();
