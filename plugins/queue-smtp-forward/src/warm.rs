@@ -27,6 +27,12 @@ struct Prepared {
     task: JoinHandle<Result<Ready, Error>>,
 }
 
+/// Most connections waiting prepared at once. Each holds a backend connection
+/// (and, on Postfix, an smtpd process) while its client is still sending, so slow
+/// clients must not tie up the backend: beyond this, transactions connect at
+/// queue time, as Haraka does.
+pub(crate) const MAX_PREPARED: usize = 64;
+
 /// The prepared connections, by transaction uuid.
 #[derive(Default)]
 pub(crate) struct Warmup {
@@ -40,6 +46,10 @@ impl Warmup {
         {
             let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             if slots.get(txn).is_some_and(|p| p.plan == plan) {
+                return;
+            }
+            let own = slots.values().filter(|p| p.conn == conn).count();
+            if slots.len() - own >= MAX_PREPARED {
                 return;
             }
         }

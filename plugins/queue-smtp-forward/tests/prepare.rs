@@ -150,3 +150,30 @@ async fn backend_down_while_preparing_is_still_a_fast_tempfail() {
     );
     assert!(start.elapsed() < Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn at_most_64_connections_wait_prepared() {
+    let backend = FakeServer::default()
+        .with_ehlo(&XCLIENT_CAPS)
+        .start()
+        .await
+        .unwrap();
+    let root = Root::new(&[("smtp_forward.ini", &ini_for(backend.addr.port(), ""))]);
+    let forward = root.plugin_with_tls(tls_pair("localhost").1);
+    let mut conns = Vec::new();
+    for i in 0..70 {
+        let mut conn = connection(&["<a@example.com>"]);
+        conn.uuid = format!("C{i}");
+        conn.transaction.as_mut().unwrap().uuid = format!("C{i}.1");
+        forward.prepare(&conn);
+        conns.push(conn);
+    }
+    assert_eq!(forward.prepared_connections(), 64);
+    // The ones beyond the limit connect at queue time, as before.
+    for conn in &conns {
+        ok(&forward.queue_forward(conn).await);
+    }
+    assert_eq!(forward.prepared_connections(), 0);
+    let s = seen(&backend, |s| s.len() == 70 && s.iter().all(|s| s.closed)).await;
+    assert!(s.iter().all(|s| s.messages.len() == 1));
+}
