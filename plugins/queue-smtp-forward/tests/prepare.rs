@@ -26,18 +26,24 @@ async fn seen(
         .expect("the backend never saw that")
 }
 
-fn ok(out: &Outcome) {
-    assert_eq!(out.action, Code::Accept, "{out:?}");
-}
-
-#[tokio::test]
-async fn handshake_is_done_before_the_queue_hook_on_the_same_connection() {
+/// A backend offering PIPELINING and XCLIENT, and a root forwarding to it.
+async fn xclient_backend() -> (haraka_client::testing::Running, Root) {
     let backend = FakeServer::default()
         .with_ehlo(&XCLIENT_CAPS)
         .start()
         .await
         .unwrap();
     let root = Root::new(&[("smtp_forward.ini", &ini_for(backend.addr.port(), ""))]);
+    (backend, root)
+}
+
+fn ok(out: &Outcome) {
+    assert_eq!(out.action, Code::Accept, "{out:?}");
+}
+
+#[tokio::test]
+async fn handshake_is_done_before_the_queue_hook_on_the_same_connection() {
+    let (backend, root) = xclient_backend().await;
     let p = root.factory();
     let mut conn = connection(&["<a@example.com>"]);
     rcpt_ok(p.as_ref(), &mut conn).await;
@@ -70,12 +76,8 @@ async fn handshake_is_done_before_the_queue_hook_on_the_same_connection() {
 
 #[tokio::test]
 async fn a_transaction_changed_after_data_gets_a_fresh_connection() {
-    let backend = FakeServer::default()
-        .with_ehlo(&XCLIENT_CAPS)
-        .start()
-        .await
-        .unwrap();
-    let p = plugin(&ini_for(backend.addr.port(), ""));
+    let (backend, root) = xclient_backend().await;
+    let p = root.factory();
     let mut conn = connection(&["<a@example.com>"]);
     rcpt_ok(p.as_ref(), &mut conn).await;
     seen(&backend, |s| s.first().is_some_and(|s| s.lines.len() == 3)).await;
@@ -95,12 +97,7 @@ async fn a_transaction_changed_after_data_gets_a_fresh_connection() {
 
 #[tokio::test]
 async fn disconnect_closes_an_unused_prepared_connection() {
-    let backend = FakeServer::default()
-        .with_ehlo(&XCLIENT_CAPS)
-        .start()
-        .await
-        .unwrap();
-    let root = Root::new(&[("smtp_forward.ini", &ini_for(backend.addr.port(), ""))]);
+    let (backend, root) = xclient_backend().await;
     let p = root.factory();
     let mut conn = connection(&["<a@example.com>"]);
     rcpt_ok(p.as_ref(), &mut conn).await;
@@ -114,12 +111,7 @@ async fn disconnect_closes_an_unused_prepared_connection() {
 
 #[tokio::test]
 async fn a_new_transaction_closes_the_previous_unused_one() {
-    let backend = FakeServer::default()
-        .with_ehlo(&XCLIENT_CAPS)
-        .start()
-        .await
-        .unwrap();
-    let root = Root::new(&[("smtp_forward.ini", &ini_for(backend.addr.port(), ""))]);
+    let (backend, root) = xclient_backend().await;
     let forward = root.plugin_with_tls(tls_pair("localhost").1);
     let mut conn = connection(&["<a@example.com>"]);
     forward.prepare(&conn);
@@ -153,12 +145,7 @@ async fn backend_down_while_preparing_is_still_a_fast_tempfail() {
 
 #[tokio::test]
 async fn at_most_64_connections_wait_prepared() {
-    let backend = FakeServer::default()
-        .with_ehlo(&XCLIENT_CAPS)
-        .start()
-        .await
-        .unwrap();
-    let root = Root::new(&[("smtp_forward.ini", &ini_for(backend.addr.port(), ""))]);
+    let (backend, root) = xclient_backend().await;
     let forward = root.plugin_with_tls(tls_pair("localhost").1);
     let mut conns = Vec::new();
     for i in 0..70 {
