@@ -191,7 +191,7 @@ fn nodes_note(nodes: &str) -> String {
                CPU and memory are summed over both)"
             .to_owned(),
         "0" => "`nodes=0`: one process, no cluster master, the closest match to haraka-rs's \
-                single process (with `nodes` unset, as in the seed's config, Haraka adds a \
+                single process (with `nodes` unset, as in the example setup's config, Haraka adds a \
                 cluster master process and its memory)"
             .to_owned(),
         n => format!("`nodes={n}` (CPU and memory summed over the master and its workers)"),
@@ -201,7 +201,7 @@ fn nodes_note(nodes: &str) -> String {
 const METHOD: &str = "
 ## Method
 
-- Roots: the seed's haraka-in (`xclient`, `queue/smtp_forward` to the sink, \
+- Roots: the example haraka-in (`xclient`, `queue/smtp_forward` to the sink, \
 `rcpt_to.in_host_list`, `tls` with a self-signed certificate) and haraka-out (`relay` with \
 `acl=true` and `relay_acl_allow 127.0.0.0/8`, `tls`; mail goes to the outbound queue and is \
 delivered to the MX of the recipient's domain, found through a private unbound on loopback, \

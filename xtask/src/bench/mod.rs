@@ -2,8 +2,8 @@
 //! invocation, with the same workload:
 //!
 //! * `direct`: `smtp-source` straight to `smtp-sink`, the machine's limit;
-//! * `haraka-rs-in` / `haraka-in`: the seed's haraka-in (smtp_forward to the sink);
-//! * `haraka-rs-out` / `haraka-out`: the seed's haraka-out (relay, outbound
+//! * `haraka-rs-in` / `haraka-in`: the example haraka-in (smtp_forward to the sink);
+//! * `haraka-rs-out` / `haraka-out`: the example haraka-out (relay, outbound
 //!   queue, MX lookup through a private unbound, delivery to the sink).
 //!
 //! Each target reports messages/s end to end, server CPU-seconds per 1,000

@@ -1,9 +1,9 @@
 //! The server roots the benchmark runs, in Haraka's own layout
-//! (`ROOT/config/...`), read alike by haraka-rs and Haraka 3.0.0: the seed's
+//! (`ROOT/config/...`), read alike by haraka-rs and Haraka 3.0.0: the example setup's
 //! haraka-in and haraka-out with their addresses moved to loopback.
 //!
 //! * haraka-in: `xclient`, `queue/smtp_forward` (to the sink),
-//!   `rcpt_to.in_host_list`, `tls`, in the seed's order.
+//!   `rcpt_to.in_host_list`, `tls`, in the example setup's order.
 //! * haraka-out: `relay` (ACL 127.0.0.0/8) and `tls`; accepted mail goes to
 //!   the durable outbound queue and is delivered to the MX the loopback DNS
 //!   server names for the recipient's domain.
@@ -23,7 +23,7 @@ pub const OUT_DOMAIN: &str = "bench.test";
 /// The envelope sender of every message.
 pub const SENDER: &str = "sender@example.net";
 
-/// Which of the seed's two servers.
+/// Which of the example setup's two servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     In,

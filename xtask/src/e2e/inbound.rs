@@ -1,7 +1,7 @@
-//! e2e checks: haraka-rs as the seed's haraka-in, in front of the Postfix
+//! e2e checks: haraka-rs as the example haraka-in, in front of the Postfix
 //! backend.
 //!
-//! Every check runs twice: on a copy of the seed's flat folder
+//! Every check runs twice: on a copy of the example's flat-layout folder
 //! (`config-examples/haraka-in`) and on the same setup in Haraka's own layout
 //! (`config-examples/haraka-in-real`), each copy with only its addresses, ports
 //! and paths rewritten (see `roots.rs`). The backend authorises 127.0.0.1 (the
@@ -31,7 +31,7 @@ const PEM: &str = "tls/mail.example.com.pem";
 /// The two copies of haraka-in every check runs on.
 #[derive(Debug, Clone, Copy)]
 enum Layout {
-    /// The seed's flat folder (`config` file, `plugins/*.ini`).
+    /// The example's flat-layout folder (`config` file, `plugins/*.ini`).
     Flat,
     /// Haraka's own layout (`config/…`).
     Real,
@@ -272,7 +272,7 @@ fn starttls_and_renewal(env: &Env, layout: Layout) -> anyhow::Result<()> {
             msg.raw
         );
 
-        // Renewed as the seed does it (`cat key cer > pem`, in place), then
+        // Renewed as acme.sh does it (`cat key cer > pem`, in place), then
         // as a deploy hook that renames a new file over it.
         for (how, in_place) in [("overwritten in place", true), ("renamed over", false)] {
             let renewed = Cert::self_signed(&["mail.example.com"])?;

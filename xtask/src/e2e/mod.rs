@@ -78,11 +78,11 @@ pub mod net {
         Ipv4Addr::new(127, 0, 0, last)
     }
 
-    /// haraka-rs as haraka-in (the seed's port 25 moved to 2525).
+    /// haraka-rs as haraka-in (the example's port 25 moved to 2525).
     pub const HARAKA_IN: SocketAddrV4 = SocketAddrV4::new(lo(2), 2525);
     /// haraka-rs as haraka-out.
     pub const HARAKA_OUT: SocketAddrV4 = SocketAddrV4::new(lo(3), 2526);
-    /// The Postfix backend (the seed's Mailcow at 10.0.0.2:25). Its address
+    /// The Postfix backend (the example's Mailcow at 10.0.0.2:25). Its address
     /// is also the one haraka-out's relay ACL allows.
     pub const BACKEND: SocketAddrV4 = SocketAddrV4::new(lo(20), 2525);
     /// The Postfix MX host for the outbound checks: STARTTLS, port 25.

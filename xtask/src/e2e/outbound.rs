@@ -1,4 +1,4 @@
-//! e2e checks: haraka-rs as haraka-out. A copy of the seed's
+//! e2e checks: haraka-rs as haraka-out. A copy of the example
 //! `config-examples/haraka-out` (listen address and relay ACL rewritten to
 //! loopback) plus an `outbound.ini` that points the outbound engine at the
 //! private unbound and allows MX hosts on 127.0.0.x. The backend address
@@ -99,7 +99,7 @@ const RETRY: Duration = Duration::from_secs(40);
 /// The retry schedule of the test roots.
 const TEMP_FAIL_INTERVALS: &str = "5s*6";
 
-/// The backend (Mailcow in the seed): the only address haraka-out relays for.
+/// The backend (a Mailcow suite in the example setup): the only address haraka-out relays for.
 fn backend_ip() -> Ipv4Addr {
     *net::BACKEND.ip()
 }

@@ -86,7 +86,7 @@ fn file_name(lib: &str) -> String {
     )
 }
 
-/// A copy of the seed's haraka-in as `plugins-<tag>`, with `libs` listed first in its `[plugins]` section (before
+/// A copy of the example haraka-in as `plugins-<tag>`, with `libs` listed first in its `[plugins]` section (before
 /// `rcpt_to.in_host_list`, which would otherwise accept local recipients
 /// first) and, those built here, copied into its `plugins/` folder. `files`
 /// are written into the root as (relative path, text).

@@ -1,4 +1,4 @@
-//! The rewrite rules that turn the seed's example roots into test roots:
+//! The rewrite rules that turn the example roots in config-examples/ into test roots:
 //! only listen addresses, ports, the backend address, the relay ACL and
 //! absolute paths change; everything else is the user's file as written.
 
@@ -13,7 +13,7 @@ pub fn rules_for(example: &str, dest: &Path) -> Option<Vec<(String, String)>> {
     let haraka_out = format!("listen={}", net::HARAKA_OUT);
     let backend = net::BACKEND;
     let rules: Vec<(String, String)> = match example {
-        // The seed's flat folder: [server] listen in `config`, plugin
+        // The flat-layout folder: [server] listen in `config`, plugin
         // settings under plugins/, an absolute host_list path.
         "haraka-in" => vec![
             ("listen=0.0.0.0:25".into(), haraka_in.clone()),

@@ -1,5 +1,5 @@
 //! Self-signed certificates for the checks: separate key and certificate
-//! files (for Postfix) or one combined PEM, key first (the seed's layout
+//! files (for Postfix) or one combined PEM, key first (the example setup's layout
 //! for Haraka's tls plugin).
 
 use std::path::{Path, PathBuf};
@@ -46,7 +46,7 @@ impl Cert {
     }
 
     /// Write the combined PEM (key, then certificate) over the file at `path`
-    /// in place (same inode), as the seed's `cat key cer > combined.pem` does.
+    /// in place (same inode), as acme.sh's `cat key cer > combined.pem` renewal does.
     pub fn overwrite_combined(&self, path: &Path) -> anyhow::Result<()> {
         write(path, &format!("{}{}", self.key_pem, self.cert_pem))
     }
