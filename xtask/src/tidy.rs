@@ -19,6 +19,35 @@ const UNSAFE_ALLOWED: &[&str] = &[
     "plugins/examples",
 ];
 
+/// The workspace crates a plugin may depend on: the plugin API (and the SDK that
+/// wraps it) and the libraries below it. Never the server, the binary, the outbound
+/// engine, the queue, the cdylib host or another plugin.
+const PLUGIN_MAY_USE: &[&str] = &[
+    "haraka-plugin-api",
+    "haraka-plugin-sdk",
+    "haraka-smtp",
+    "haraka-config",
+    "haraka-client",
+    "haraka-tls",
+];
+
+/// Haraka's names of the built-in plugins, which the server must never mention:
+/// it runs whatever the plugin list names, through the `Plugin` trait.
+const PLUGIN_NAMES: &[&str] = &[
+    "\"xclient\"",
+    "\"tls\"",
+    "\"relay\"",
+    "queue/smtp_forward",
+    "smtp_forward",
+    "rcpt_to.in_host_list",
+    "queue/file",
+    "haraka_plugin_tls",
+    "haraka_plugin_xclient",
+    "haraka_plugin_relay",
+    "haraka_plugin_queue",
+    "haraka_plugin_rcpt",
+];
+
 /// Longest source file, in lines.
 const MAX_LINES: usize = 800;
 
@@ -145,13 +174,14 @@ pub fn dependency_rules(root: &Path) -> anyhow::Result<Vec<String>> {
         }
     }
     for (name, (dir, deps)) in &graph {
-        let in_plugins = dir.starts_with(root.join("plugins"));
-        if in_plugins
-            && deps
-                .iter()
-                .any(|d| d == "haraka-server" || d == "haraka-rs")
-        {
-            problems.push(format!("plugin {name} must not depend on the server"));
+        if dir.starts_with(root.join("plugins")) {
+            for d in deps.iter().filter(|d| graph.contains_key(*d)) {
+                if !PLUGIN_MAY_USE.contains(&d.as_str()) {
+                    problems.push(format!(
+                        "plugin {name} must not depend on {d}: plugins see the plugin API and libraries only"
+                    ));
+                }
+            }
         }
         if name != "haraka-rs" && deps.iter().any(|d| d == "haraka-rs") {
             problems.push(format!("{name} must not depend on the binary"));
@@ -180,6 +210,17 @@ pub fn source_rules(root: &Path) -> anyhow::Result<Vec<String>> {
             }
             if rel.ends_with("src/lib.rs") && !text.trim_start().starts_with("//!") {
                 problems.push(format!("{}: must start with //! crate docs", rel.display()));
+            }
+            if rel.starts_with("crates/haraka-server/src") {
+                for (i, line) in lines.iter().enumerate() {
+                    if let Some(p) = plugin_named(line) {
+                        problems.push(format!(
+                            "{}:{}: the server names the plugin {p}",
+                            rel.display(),
+                            i + 1
+                        ));
+                    }
+                }
             }
             let allowed = UNSAFE_ALLOWED.iter().any(|p| rel.starts_with(p));
             // This file names the patterns it looks for.
@@ -211,6 +252,11 @@ pub fn source_rules(root: &Path) -> anyhow::Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// The built-in plugin a line of server code names, if any.
+fn plugin_named(line: &str) -> Option<&'static str> {
+    PLUGIN_NAMES.iter().copied().find(|p| line.contains(p))
 }
 
 /// A `// SAFETY:` comment on the line or within the 6 lines above.
@@ -251,6 +297,21 @@ mod tests {
     fn sources_follow_the_rules() {
         let problems = source_rules(&util::root()).unwrap();
         assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn plugin_names_in_server_code() {
+        assert_eq!(
+            plugin_named(r#"if name == "queue/smtp_forward" {"#),
+            Some("queue/smtp_forward")
+        );
+        assert_eq!(
+            plugin_named("use haraka_plugin_xclient::Xclient;"),
+            Some("haraka_plugin_xclient")
+        );
+        assert_eq!(plugin_named(r#"registry.get("tls")"#), Some("\"tls\""));
+        assert_eq!(plugin_named("use haraka_plugin_api::Plugin;"), None);
+        assert_eq!(plugin_named("// STARTTLS upgrades the stream"), None);
     }
 
     #[test]
