@@ -166,6 +166,12 @@ pub fn dependency_rules(root: &Path) -> anyhow::Result<Vec<String>> {
         "config reading is synchronous",
         &mut problems,
     );
+    forbid(
+        "haraka-tls",
+        &["haraka-server", "haraka-rs", "haraka-plugin-*"],
+        "TLS is a library the server, plugins and outbound share",
+        &mut problems,
+    );
     if let Some((_, deps)) = graph.get("haraka-plugin-abi") {
         for d in deps.iter().filter(|d| graph.contains_key(*d)) {
             problems.push(format!(

@@ -20,7 +20,7 @@ use crate::enqueue;
 use crate::handoff::{Budget, FreshBody};
 use crate::resolver::{HickoryResolver, MxResolver};
 use crate::util::uuid;
-use crate::{BoxFuture, NoHooks, OutboundError, TlsPolicy};
+use crate::{BoxFuture, NoHooks, OutboundError, OutboundTls};
 
 /// What happened to queued mail (for logs, statistics and tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +82,7 @@ pub(crate) struct Inner {
     pub store: Arc<dyn QueueStore>,
     pub resolver: Arc<dyn MxResolver>,
     pub hooks: Arc<dyn OutboundHooks>,
-    pub tls: TlsPolicy,
+    pub tls: OutboundTls,
     pub templates: BounceTemplates,
     disabled: AtomicBool,
     sched: Mutex<Schedule>,
@@ -108,7 +108,7 @@ pub struct OutboundBuilder {
     store: Arc<dyn QueueStore>,
     resolver: Option<Arc<dyn MxResolver>>,
     hooks: Arc<dyn OutboundHooks>,
-    tls: TlsPolicy,
+    tls: OutboundTls,
     templates: BounceTemplates,
 }
 
@@ -124,7 +124,7 @@ impl OutboundBuilder {
         self
     }
     /// STARTTLS configuration (default: no TLS).
-    pub fn tls(mut self, tls: TlsPolicy) -> OutboundBuilder {
+    pub fn tls(mut self, tls: OutboundTls) -> OutboundBuilder {
         self.tls = tls;
         self
     }
@@ -177,7 +177,7 @@ impl Outbound {
             store,
             resolver: None,
             hooks: Arc::new(NoHooks),
-            tls: TlsPolicy::default(),
+            tls: OutboundTls::default(),
             templates: BounceTemplates::default(),
         }
     }
@@ -190,7 +190,7 @@ impl Outbound {
         cfg: &ConfigDir,
         me: &str,
         hooks: Arc<dyn OutboundHooks>,
-        tls: TlsPolicy,
+        tls: OutboundTls,
     ) -> Result<(Outbound, Vec<Diag>), OutboundError> {
         let (ocfg, warnings) = OutboundConfig::load(cfg, me).map_err(config_error)?;
         let dir = haraka_queue::resolve_queue_dir(cfg.root(), cfg.value("queue_dir").as_deref());

@@ -31,12 +31,11 @@ pub mod resolver;
 pub mod session;
 pub mod util;
 
-use std::sync::Arc;
-
 pub use bounce::BounceTemplates;
 pub use config::OutboundConfig;
 pub use engine::{Event, Outbound, OutboundBuilder, Status};
 pub use haraka_plugin_api::BoxFuture;
+pub use haraka_tls::OutboundTls;
 pub use resolver::{HickoryResolver, LookupError, MxRecord, MxResolver, StaticResolver};
 
 /// Why the engine could not do something.
@@ -50,31 +49,6 @@ pub enum OutboundError {
     Invalid(String),
     #[error("the outbound engine is not running")]
     Stopped,
-}
-
-/// Outbound STARTTLS settings, built by the caller from `tls.ini` `[outbound]`
-/// (the tls plugin's `OutboundTls` has the same fields).
-#[derive(Clone, Default)]
-pub struct TlsPolicy {
-    /// Opportunistic STARTTLS (`None`: never STARTTLS unless required).
-    pub config: Option<Arc<rustls::ClientConfig>>,
-    /// A verifying configuration for `force_tls_hosts`.
-    pub verified: Option<Arc<rustls::ClientConfig>>,
-    /// TLS required and verified for these MX hosts or recipient domains.
-    pub force_tls_hosts: Vec<String>,
-    /// Never STARTTLS to these hosts, addresses (CIDR allowed) or domains.
-    pub no_tls_hosts: Vec<String>,
-}
-
-impl std::fmt::Debug for TlsPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsPolicy")
-            .field("config", &self.config.is_some())
-            .field("verified", &self.verified.is_some())
-            .field("force_tls_hosts", &self.force_tls_hosts)
-            .field("no_tls_hosts", &self.no_tls_hosts)
-            .finish()
-    }
 }
 
 /// Hooks that do nothing (every hook answers CONT): outbound without plugins.

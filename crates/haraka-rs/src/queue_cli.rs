@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use haraka_config::ConfigDir;
-use haraka_outbound::{Outbound, TlsPolicy};
+use haraka_outbound::Outbound;
 use haraka_plugin_api::OutboundQueue;
+use haraka_tls::OutboundTls;
 
 use crate::app::App;
 
@@ -36,18 +37,10 @@ impl OutboundHandle {
 /// Start Haraka's outbound engine for `app`: relayed mail that no `queue_outbound`
 /// plugin took is queued durably in `ROOT/queue` (or `queue_dir`) and delivered by MX.
 pub async fn start_outbound(app: &App) -> anyhow::Result<Option<OutboundHandle>> {
-    let tls = match haraka_plugin_tls::OutboundTls::load(&app.config) {
-        Ok(t) => TlsPolicy {
-            config: Some(t.config),
-            verified: t.verified,
-            force_tls_hosts: t.force_tls_hosts,
-            no_tls_hosts: t.no_tls_hosts,
-        },
-        Err(e) => {
-            tracing::warn!("outbound TLS disabled: {e}");
-            TlsPolicy::default()
-        }
-    };
+    let tls = OutboundTls::load(&app.config).unwrap_or_else(|e| {
+        tracing::warn!("outbound TLS disabled: {e}");
+        OutboundTls::default()
+    });
     let hooks = Arc::new(app.pipeline.clone());
     let (engine, warnings) =
         Outbound::from_config_dir(&app.config, &app.settings.session.me, hooks, tls)

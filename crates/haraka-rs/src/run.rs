@@ -166,7 +166,7 @@ fn implicit_tls(app: &App) -> anyhow::Result<Option<haraka_server::ImplicitTls>>
     if !app.settings.listen.iter().any(|a| a.port() == port) {
         return Ok(None);
     }
-    let tls = haraka_plugin_tls::InboundTls::load(&app.config)
+    let tls = haraka_tls::InboundTls::load(&app.config)
         .with_context(|| format!("port {port} is smtps_port (implicit TLS)"))?;
     let config = tls.server_config(port).ok_or_else(|| {
         anyhow::anyhow!("port {port} is smtps_port (implicit TLS) but tls.ini names no usable key and certificate")

@@ -74,7 +74,7 @@ fn plaintext_pipelined_after_starttls_is_discarded() {
 
     // A client config that accepts the example's self-signed certificate.
     let cfg = haraka_config::ConfigDir::open(dir.path()).unwrap();
-    let client_cfg = haraka_plugin_tls::outbound_client_config(&cfg).unwrap();
+    let client_cfg = haraka_tls::outbound_client_config(&cfg).unwrap();
     let name = rustls::pki_types::ServerName::try_from("mail.example.com").unwrap();
     let conn = rustls::ClientConnection::new(Arc::clone(&client_cfg), name).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, tcp);

@@ -1,16 +1,12 @@
-//! STARTTLS for haraka-rs (Haraka's `tls` plugin), and the TLS settings of
-//! `config/tls.ini` for everything else that speaks TLS.
+//! STARTTLS for haraka-rs (Haraka's `tls` plugin): offers `STARTTLS` in the EHLO
+//! reply and answers the command. Everything else about TLS (tls.ini, the
+//! certificates and their reload, the rustls configs) is `haraka_tls`'s.
 //!
-//! Owns: reading `tls.ini` (keys supported, OpenSSL-only keys warned about), loading
-//! key/cert pairs (separate files or one combined PEM, relative to the config dir
-//! or absolute), the SNI certificates of `config/tls/` (by CN and DNS SAN), reloading
-//! all of them when the files change on disk, the rustls server configs
-//! ([`InboundTls`]) and client configs ([`OutboundTls`]), and the two hooks that
-//! offer and start STARTTLS.
+//! Owns: the `capabilities` and `unrecognized_command` hooks, Haraka's rules for
+//! offering STARTTLS, and the handshake deadline taken from the plugin's timeout.
 //!
-//! Must never: do socket IO or the handshake itself (the server does that), panic
-//! on file content, or block a handshake for more than one look at the files per
-//! second.
+//! Must never: do socket IO or the handshake itself (the server does that), or
+//! load certificates other than through `haraka_tls`.
 //!
 //! # The STARTTLS contract with the server
 //!
@@ -22,68 +18,21 @@
 //! pipelined after the command, does the handshake (within
 //! [`handshake_timeout`]) and fills `conn.tls`. The config's certificate resolver
 //! picks up renewed certificate files by itself, so the server never rebuilds it.
-//!
-//! A client certificate a handshake accepted is only known to chain to the
-//! configured CA when [`InboundTls::server_config`] returned the strict config
-//! (`rejectUnauthorized=true`, or the port is in `requireAuthorized[]`); otherwise
-//! any certificate is accepted, as Node does with `rejectUnauthorized=false`.
-
-mod client;
-mod names;
-mod pem;
-mod server;
-mod settings;
-mod store;
-mod verify;
 
 use std::any::Any;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use haraka_plugin_api::{
-    BoxFuture, ConfigDir, ConfigErrors, ConnAction, Connection, Hook, HookArgs, Msg, Outcome,
-    Plugin, PluginError, PluginInit, Registration, TlsUpgrade, ready,
+    BoxFuture, ConfigDir, ConnAction, Connection, Hook, HookArgs, Msg, Outcome, Plugin,
+    PluginError, PluginInit, Registration, TlsUpgrade, ready,
 };
+use haraka_tls::{InboundTls, TlsError};
 
-pub use client::{OutboundTls, outbound_client_config};
-pub use server::InboundTls;
-pub use settings::{MinVersion, SideSettings, TlsSettings};
-pub use store::{CertStore, RELOAD_INTERVAL};
-
-/// Why TLS could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("{0}")]
-    Config(#[from] ConfigErrors),
-    #[error("tls {what} {path} could not be loaded: {source}")]
-    Read {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("tls file {path}: {reason}")]
-    Pem { path: PathBuf, reason: String },
-    #[error("tls key {key} does not match the certificate in {cert}")]
-    Mismatch { key: PathBuf, cert: PathBuf },
-    #[error(
-        "verifying TLS peers (rejectUnauthorized / requireAuthorized) needs CA certificates: \
-         set ca= in tls.ini (no system CA bundle was found)"
-    )]
-    NoRoots,
-    #[error("tls: {0}")]
-    Rustls(#[from] rustls::Error),
-    #[error("tls: {0}")]
-    Other(String),
-}
-
-impl From<TlsError> for PluginError {
-    fn from(e: TlsError) -> PluginError {
-        match e {
-            TlsError::Config(c) => PluginError::Config(c),
-            other => PluginError::Other(other.to_string()),
-        }
+fn plugin_error(e: TlsError) -> PluginError {
+    match e {
+        TlsError::Config(c) => PluginError::Config(c),
+        other => PluginError::Other(other.to_string()),
     }
 }
 
@@ -111,7 +60,7 @@ pub struct TlsPlugin {
 
 /// Creates the plugin (a [`haraka_plugin_api::PluginFactory`]).
 pub fn factory(init: &PluginInit<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
-    Ok(Arc::new(TlsPlugin::new(init.config)?))
+    Ok(Arc::new(TlsPlugin::new(init.config).map_err(plugin_error)?))
 }
 
 impl TlsPlugin {
@@ -124,7 +73,7 @@ impl TlsPlugin {
         Ok(TlsPlugin { inbound })
     }
 
-    /// The inbound TLS state (also usable for an implicit-TLS listener).
+    /// The inbound TLS state the plugin offers STARTTLS with.
     pub fn inbound(&self) -> &InboundTls {
         &self.inbound
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::support::*;
-use haraka_outbound::{Event, StaticResolver, TlsPolicy};
+use haraka_outbound::{Event, OutboundTls, StaticResolver};
 use haraka_plugin_api::{Hook, OutboundQueue};
 use haraka_queue::QueueStore;
 
@@ -21,7 +21,7 @@ async fn counting_env(
     let env = Env::with_store(
         cfg,
         dns,
-        TlsPolicy::default(),
+        OutboundTls::default(),
         dir,
         store.clone() as Arc<dyn QueueStore>,
     )

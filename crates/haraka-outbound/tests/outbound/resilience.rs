@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::support::*;
 use haraka_client::testing::FakeServer;
-use haraka_outbound::{Event, Outbound, StaticResolver, TlsPolicy};
+use haraka_outbound::{Event, Outbound, OutboundTls, StaticResolver};
 use haraka_plugin_api::{Hook, OutboundArgs, OutboundQueue, Outcome};
 use haraka_queue::{QueueDir, QueueStore, Syncer};
 
@@ -41,7 +41,7 @@ async fn a_restart_recovers_and_delivers_the_queue() {
     // First run: delivery disabled, so the message stays queued.
     let mut cfg = config(mx.port());
     cfg.disabled = true;
-    let first = Env::with(cfg, dns.clone(), TlsPolicy::default(), dir).await;
+    let first = Env::with(cfg, dns.clone(), OutboundTls::default(), dir).await;
     first
         .out
         .enqueue(&conn(Some("u@sender.test"), &["x@dest.test"], "kept"))
@@ -59,7 +59,7 @@ async fn a_restart_recovers_and_delivers_the_queue() {
     )
     .unwrap();
 
-    let mut second = Env::with(config(mx.port()), dns, TlsPolicy::default(), dir).await;
+    let mut second = Env::with(config(mx.port()), dns, OutboundTls::default(), dir).await;
     let q = second
         .event(|e| matches!(e, Event::Quarantined { .. }))
         .await;
@@ -162,9 +162,9 @@ async fn opportunistic_tls_secures_the_session() {
         .start()
         .await
         .unwrap();
-    let tls = TlsPolicy {
+    let tls = OutboundTls {
         config: Some(client_cfg),
-        ..TlsPolicy::default()
+        ..OutboundTls::default()
     };
     let mut env = Env::with(
         config(25),
@@ -201,9 +201,9 @@ async fn a_failed_handshake_is_retried_in_plaintext() {
     )
     .await;
     let (_, client_cfg) = tls_server("mx.tls.test");
-    let tls = TlsPolicy {
+    let tls = OutboundTls {
         config: Some(client_cfg),
-        ..TlsPolicy::default()
+        ..OutboundTls::default()
     };
     let dns = StaticResolver::new();
     dns.mx("dest.test", 10, "mx.dest.test")
@@ -232,7 +232,7 @@ async fn forced_tls_needs_an_offer_and_a_valid_certificate() {
         .start()
         .await
         .unwrap();
-    let tls = TlsPolicy {
+    let tls = OutboundTls {
         config: Some(wrong_client.clone()),
         verified: Some(wrong_client),
         force_tls_hosts: vec!["forced.test".into()],

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::support::*;
 use haraka_client::testing::{FakeServer, Session};
-use haraka_outbound::{Event, StaticResolver, TlsPolicy};
+use haraka_outbound::{Event, OutboundTls, StaticResolver};
 use haraka_plugin_api::{Connection, Hook, OutboundArgs, OutboundQueue};
 
 fn delivered(e: &Event) -> bool {
@@ -184,10 +184,10 @@ async fn helo_name_and_tls_choice_keep_connections_apart() {
         .start()
         .await
         .unwrap();
-    let tls = TlsPolicy {
+    let tls = OutboundTls {
         config: Some(client_cfg),
         no_tls_hosts: vec!["plain.test".into()],
-        ..TlsPolicy::default()
+        ..OutboundTls::default()
     };
     let mut cfg = config(25);
     cfg.connection_reuse = Duration::from_secs(600);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use haraka_outbound::{Event, Outbound, OutboundConfig, StaticResolver, TlsPolicy};
+use haraka_outbound::{Event, Outbound, OutboundConfig, OutboundTls, StaticResolver};
 use haraka_plugin_api::{
     BoxFuture, Connection, Hook, Local, MxHost, OutboundArgs, OutboundHooks, OutboundMail, Outcome,
     Remote, Transaction,
@@ -356,13 +356,19 @@ pub struct Env {
 
 impl Env {
     pub async fn new(cfg: OutboundConfig, dns: StaticResolver) -> Env {
-        Env::with(cfg, dns, TlsPolicy::default(), tempfile::tempdir().unwrap()).await
+        Env::with(
+            cfg,
+            dns,
+            OutboundTls::default(),
+            tempfile::tempdir().unwrap(),
+        )
+        .await
     }
 
     pub async fn with(
         cfg: OutboundConfig,
         dns: StaticResolver,
-        tls: TlsPolicy,
+        tls: OutboundTls,
         dir: tempfile::TempDir,
     ) -> Env {
         let store = Arc::new(QueueDir::open(dir.path()).unwrap());
@@ -373,7 +379,7 @@ impl Env {
     pub async fn with_store(
         cfg: OutboundConfig,
         dns: StaticResolver,
-        tls: TlsPolicy,
+        tls: OutboundTls,
         dir: tempfile::TempDir,
         store: Arc<dyn QueueStore>,
     ) -> Env {

@@ -4,9 +4,8 @@
 use std::fs;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use haraka_plugin_api::ConfigDir;
 use rcgen::{
@@ -23,7 +22,6 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 /// A certificate authority.
 pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
-    pub pem: String,
     pub der: CertificateDer<'static>,
 }
 
@@ -57,7 +55,6 @@ impl Ca {
         params.distinguished_name.push(DnType::CommonName, name);
         let cert = params.self_signed(&key).unwrap();
         Ca {
-            pem: cert.pem(),
             der: cert.der().clone(),
             issuer: Issuer::new(params, key),
         }
@@ -128,22 +125,6 @@ impl Root {
     }
 }
 
-/// Replace `path` the way a deploy script does: write a new file and rename it over.
-pub fn replace(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp-new");
-    fs::write(&tmp, text).unwrap();
-    fs::rename(&tmp, path).unwrap();
-}
-
-/// Overwrite `path` in place (`cat > file`) and give it a distinct mtime, so the
-/// change is visible even within one tick of the file system clock.
-pub fn overwrite(path: &Path, text: &str, mtime_offset_secs: u64) {
-    fs::write(path, text).unwrap();
-    let f = fs::OpenOptions::new().write(true).open(path).unwrap();
-    let t = SystemTime::now() + Duration::from_secs(mtime_offset_secs);
-    f.set_modified(t).unwrap();
-}
-
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -159,17 +140,6 @@ pub fn client(roots: RootCertStore, cert: Option<&Leaf>) -> Arc<ClientConfig> {
         None => b.with_no_client_auth(),
     };
     Arc::new(config)
-}
-
-/// A TLS 1.2-only client.
-pub fn client_tls12(roots: RootCertStore) -> Arc<ClientConfig> {
-    Arc::new(
-        ClientConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS12])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    )
 }
 
 /// An echo server on 127.0.0.1 that accepts TLS with `config` on every connection.

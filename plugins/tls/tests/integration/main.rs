@@ -1,9 +1,7 @@
-//! Integration tests of the tls plugin: loading, SNI, reload, real loopback
-//! handshakes and the two hooks.
+//! Integration tests of the tls plugin: the two hooks and the start-up errors
+//! it reports.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod common;
-mod handshake;
 mod hooks;
 mod load;
-mod reload;

@@ -1,6 +1,6 @@
 //! SNI selection from config/tls/ and reloading changed files.
 
-use haraka_plugin_tls::InboundTls;
+use haraka_tls::InboundTls;
 
 use crate::common::{Ca, Root, overwrite, replace};
 

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use haraka_config::{ConfigDir, Diag};
-use haraka_plugin_api::Connection;
+use haraka_smtp::{Connection, Remote};
 use ipnet::IpNet;
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::ClientCertVerifier;
@@ -172,7 +172,7 @@ impl InboundTls {
 
     /// Whether `ip` is listed in `[no_tls_hosts]`.
     pub fn is_no_tls_host(&self, ip: IpAddr) -> bool {
-        let ip = haraka_plugin_api::Remote::new(ip, 0).canonical_ip();
+        let ip = Remote::new(ip, 0).canonical_ip();
         self.no_tls_hosts.iter().any(|net| net.contains(&ip))
     }
 

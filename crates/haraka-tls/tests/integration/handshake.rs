@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use haraka_plugin_tls::{InboundTls, OutboundTls, outbound_client_config};
+use haraka_tls::{InboundTls, OutboundTls, outbound_client_config};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
@@ -183,12 +183,12 @@ async fn outbound_opportunistic_accepts_any_certificate() {
     );
     let out = OutboundTls::load(&ours.cfg()).unwrap();
     assert!(
-        handshake(addr, out.config.clone(), "mx.elsewhere.example")
+        handshake(addr, out.config.clone().unwrap(), "mx.elsewhere.example")
             .await
             .is_ok()
     );
     assert!(
-        handshake(addr, out.config.clone(), "wrong.example")
+        handshake(addr, out.config.clone().unwrap(), "wrong.example")
             .await
             .is_err()
     );
@@ -197,7 +197,7 @@ async fn outbound_opportunistic_accepts_any_certificate() {
     ours.write("ca.pem", &other.pem);
     let out = OutboundTls::load(&ours.cfg()).unwrap();
     assert!(
-        handshake(addr, out.config, "mx.elsewhere.example")
+        handshake(addr, out.config.unwrap(), "mx.elsewhere.example")
             .await
             .is_err()
     );
