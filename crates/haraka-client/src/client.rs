@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use haraka_smtp::Reply;
 use haraka_smtp::client::{Capabilities, ReplyParser};
+use haraka_tls::Stream;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::auth::{AuthMechanism, base64, plain_response};
 use crate::error::{Error, Stage};
-use crate::stream::Stream;
 use crate::xclient::XclientAttrs;
 
 mod transaction;
@@ -246,7 +246,7 @@ impl SmtpClient {
             });
         }
         self.broken = true; // until the handshake completes
-        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Detached) else {
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
             return Err(Error::Invalid("STARTTLS on a TLS connection".into()));
         };
         let connector = tokio_rustls::TlsConnector::from(config);
@@ -257,7 +257,7 @@ impl SmtpClient {
         )
         .await?
         .map_err(Error::Tls)?;
-        self.stream = Stream::Tls(Box::new(tls));
+        self.stream = Stream::Tls(Box::new(tls.into()));
         self.broken = false;
         self.tls = true;
         self.caps = Capabilities::default();

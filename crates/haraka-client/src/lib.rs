@@ -17,7 +17,6 @@ mod auth;
 mod client;
 mod error;
 mod pool;
-mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use haraka_plugin_api::{Action, Connection, Hook, HookArgs, Local, Outcome, Remote, TlsInfo};
 use haraka_smtp::{Event, Session};
+use haraka_tls::Stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use crate::context::ServerContext;
-use crate::stream::ClientStream;
 
 /// Read buffer size per connection.
 const READ_CHUNK: usize = 16 * 1024;
@@ -44,7 +44,7 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, ctx: Arc
             .map(|t| t.config.clone());
         let mut session = Session::new(conn, ctx.session.clone(), ctx.env.session_env());
         let mut driver = Driver {
-            stream: ClientStream::Plain(tcp),
+            stream: Stream::Plain(tcp),
             out: Vec::with_capacity(1024),
             ctx,
         };
@@ -63,7 +63,7 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, ctx: Arc
 }
 
 struct Driver {
-    stream: ClientStream,
+    stream: Stream,
     out: Vec<u8>,
     ctx: Arc<ServerContext>,
 }
@@ -131,7 +131,7 @@ impl Driver {
                         Some(info) => session.tls_done(info),
                         None => {
                             session.tls_failed();
-                            self.stream = ClientStream::Gone;
+                            self.stream = Stream::Gone;
                         }
                     }
                 }
@@ -140,10 +140,10 @@ impl Driver {
                     // TLS owes the peer a close_notify; a plain socket is just
                     // closed (close sends the FIN; a shutdown call would cost a
                     // syscall per connection for nothing).
-                    if matches!(self.stream, ClientStream::Tls(_)) {
+                    if matches!(self.stream, Stream::Tls(_)) {
                         let _ = self.stream.shutdown().await;
                     }
-                    self.stream = ClientStream::Gone;
+                    self.stream = Stream::Gone;
                     // The session still owes the disconnect hook.
                     while let Some(ev) = session.poll() {
                         if let Event::Hook { hook, args } = ev {
@@ -204,8 +204,7 @@ impl Driver {
 
     /// The server side of a TLS handshake on the plain stream.
     async fn handshake(&mut self, config: Arc<rustls::ServerConfig>) -> Option<TlsInfo> {
-        let ClientStream::Plain(tcp) = std::mem::replace(&mut self.stream, ClientStream::Gone)
-        else {
+        let Stream::Plain(tcp) = std::mem::replace(&mut self.stream, Stream::Gone) else {
             return None;
         };
         let acceptor = TlsAcceptor::from(config);
@@ -225,7 +224,7 @@ impl Driver {
                     peer_subject: None,
                 };
                 tracing::info!(cipher = ?info.cipher, version = ?info.version, "TLS established");
-                self.stream = ClientStream::Tls(Box::new(tls));
+                self.stream = Stream::Tls(Box::new(tls.into()));
                 Some(info)
             }
             Ok(Err(e)) => {

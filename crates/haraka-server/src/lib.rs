@@ -15,7 +15,6 @@ pub mod privs;
 pub mod rdns;
 pub mod runner;
 pub mod server;
-mod stream;
 
 pub use context::{ImplicitTls, ServerContext};
 pub use env::{EnvSource, SystemEnv};

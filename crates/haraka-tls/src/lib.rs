@@ -7,8 +7,9 @@
 //! (by CN and DNS SAN), reloading all of them when the files change on disk
 //! ([`CertStore`]), the rustls server configs for STARTTLS and SMTPS
 //! ([`InboundTls`]), the client configs and host lists of outbound delivery
-//! ([`OutboundTls`]), and the certificate verifiers `requestCert` /
-//! `rejectUnauthorized` imply.
+//! ([`OutboundTls`]), the certificate verifiers `requestCert` /
+//! `rejectUnauthorized` imply, and [`Stream`], the socket that is plain TCP until
+//! a handshake upgrades it (server and client side alike).
 //!
 //! Must never: decide SMTP replies or run hooks (the `tls` plugin offers
 //! STARTTLS, the server and client drive the handshake), depend on the server, a
@@ -26,6 +27,7 @@ mod pem;
 mod server;
 mod settings;
 mod store;
+mod stream;
 mod verify;
 
 use std::path::PathBuf;
@@ -36,6 +38,7 @@ pub use client::{OutboundTls, outbound_client_config};
 pub use server::InboundTls;
 pub use settings::{MinVersion, SideSettings, TlsSettings};
 pub use store::{CertStore, RELOAD_INTERVAL};
+pub use stream::Stream;
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,5 @@
-//! A TCP stream that may have been upgraded to TLS.
+//! A TCP stream that is plaintext until a TLS handshake upgrades it, on the
+//! server side (STARTTLS, SMTPS) and the client side (STARTTLS to a next hop).
 
 use std::io;
 use std::pin::Pin;
@@ -6,18 +7,17 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsStream;
 
-/// Plain TCP or TLS over TCP.
-pub(crate) enum Stream {
+/// Plain TCP or TLS over TCP. The TLS state is boxed so the plain stream stays
+/// small; a read or write is one match and one call, as on the bare stream.
+pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
-    /// Moved out for the TLS handshake; every operation fails.
-    Detached,
-}
-
-fn detached() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "connection detached")
+    /// No stream: moved out for a handshake, after a failed one, or once the
+    /// connection is closed. Reads and writes fail with `NotConnected`; flush and
+    /// shutdown have nothing to do.
+    Gone,
 }
 
 impl AsyncRead for Stream {
@@ -29,7 +29,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-            Stream::Detached => Poll::Ready(Err(detached())),
+            Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
 }
@@ -43,7 +43,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            Stream::Detached => Poll::Ready(Err(detached())),
+            Stream::Gone => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
         }
     }
 
@@ -51,7 +51,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-            Stream::Detached => Poll::Ready(Err(detached())),
+            Stream::Gone => Poll::Ready(Ok(())),
         }
     }
 
@@ -59,7 +59,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-            Stream::Detached => Poll::Ready(Err(detached())),
+            Stream::Gone => Poll::Ready(Ok(())),
         }
     }
 }
