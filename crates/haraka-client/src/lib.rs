@@ -19,7 +19,6 @@ mod error;
 mod pool;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod tls;
 mod xclient;
 
 pub use auth::{AuthMechanism, base64, plain_response};

@@ -380,7 +380,7 @@ pub fn tls_pair(
     let cert = ck.cert.der().clone();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server = rustls::ServerConfig::builder_with_provider(provider)
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
@@ -388,6 +388,10 @@ pub fn tls_pair(
         .map_err(|e| e.to_string())?;
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert).map_err(|e| e.to_string())?;
-    let client = crate::tls::client_config(roots).map_err(|e| e.to_string())?;
-    Ok((Arc::new(server), client))
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok((Arc::new(server), Arc::new(client)))
 }

@@ -10,7 +10,7 @@ use rustls::client::ResolvesClientCert;
 use crate::TlsError;
 use crate::pem;
 use crate::server::{pairs, provider, versions};
-use crate::settings::{SideSettings, TlsSettings};
+use crate::settings::{MinVersion, SideSettings, TlsSettings};
 use crate::store::CertStore;
 use crate::verify::{self, AcceptAnyServerCert};
 
@@ -60,6 +60,18 @@ impl OutboundTls {
 /// The client config for outbound STARTTLS (see [`OutboundTls::config`]).
 pub fn outbound_client_config(cfg: &ConfigDir) -> Result<Arc<ClientConfig>, TlsError> {
     Ok(client_configs(cfg, &TlsSettings::load(cfg)?.outbound)?.0)
+}
+
+/// A client config that verifies the server against the system's CA bundle
+/// (`$SSL_CERT_FILE`, else the distribution's), offering no client certificate:
+/// for STARTTLS to a configured next hop such as smtp_forward's backend.
+pub fn system_client_config() -> Result<Arc<ClientConfig>, TlsError> {
+    let roots = verify::system_roots().ok_or(TlsError::NoSystemRoots)?;
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions(MinVersion::Tls12))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// The opportunistic and the verifying client config of `side`.

@@ -34,7 +34,7 @@ use std::path::PathBuf;
 
 use haraka_config::ConfigErrors;
 
-pub use client::{OutboundTls, outbound_client_config};
+pub use client::{OutboundTls, outbound_client_config, system_client_config};
 pub use server::InboundTls;
 pub use settings::{MinVersion, SideSettings, TlsSettings};
 pub use store::{CertStore, RELOAD_INTERVAL};
@@ -61,6 +61,11 @@ pub enum TlsError {
          set ca= in tls.ini (no system CA bundle was found)"
     )]
     NoRoots,
+    #[error(
+        "no CA certificates found (looked at SSL_CERT_FILE and {})",
+        verify::SYSTEM_BUNDLES.join(", ")
+    )]
+    NoSystemRoots,
     #[error("tls: {0}")]
     Rustls(#[from] rustls::Error),
     #[error("tls: {0}")]

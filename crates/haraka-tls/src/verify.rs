@@ -17,7 +17,7 @@ use crate::TlsError;
 use crate::pem;
 
 /// CA bundles of common systems, tried in order when no `ca` is configured.
-const SYSTEM_BUNDLES: &[&str] = &[
+pub(crate) const SYSTEM_BUNDLES: &[&str] = &[
     "/etc/ssl/certs/ca-certificates.crt",
     "/etc/pki/tls/certs/ca-bundle.crt",
     "/etc/ssl/ca-bundle.pem",
@@ -39,24 +39,18 @@ pub(crate) fn roots_from_file(path: &Path) -> Result<RootCertStore, TlsError> {
 }
 
 /// Trust anchors from `$SSL_CERT_FILE` or the system's CA bundle, if any.
-pub(crate) fn system_roots() -> Option<(PathBuf, RootCertStore)> {
+pub(crate) fn system_roots() -> Option<RootCertStore> {
     let env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
-    let candidates = env
-        .into_iter()
-        .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from));
-    for path in candidates {
-        if let Ok(roots) = roots_from_file(&path) {
-            return Some((path, roots));
-        }
-    }
-    None
+    env.into_iter()
+        .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from))
+        .find_map(|path| roots_from_file(&path).ok())
 }
 
 /// `ca=` if set, else the system bundle.
 pub(crate) fn roots(ca: Option<&Path>) -> Result<Option<RootCertStore>, TlsError> {
     match ca {
         Some(path) => roots_from_file(path).map(Some),
-        None => Ok(system_roots().map(|(_, r)| r)),
+        None => Ok(system_roots()),
     }
 }
 

@@ -46,7 +46,7 @@ pub struct SmtpForward {
 pub fn factory(init: &PluginInit<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
     let ini = init.config.plugin_ini_with("smtp_forward.ini", BOOLEANS)?;
     let cfg = Config::from_ini(&ini, init.config.xclient_forward())?;
-    let tls = match haraka_client::tls::system_roots().and_then(haraka_client::tls::client_config) {
+    let tls = match haraka_tls::system_client_config() {
         Ok(c) => Some(c),
         Err(e) => {
             if cfg.main.enable_tls || cfg.domains.values().any(|r| r.enable_tls) {
