@@ -38,13 +38,9 @@ struct WatchedPair {
 }
 
 impl WatchedPair {
-    fn stamps(&self) -> (Option<FileStamp>, Option<FileStamp>) {
-        (FileStamp::of(&self.key), FileStamp::of(&self.cert))
-    }
-
     /// Re-read the pair if its files changed; `true` when a new key is in use.
     fn refresh(&mut self, provider: &CryptoProvider) -> bool {
-        let now = self.stamps();
+        let now = (FileStamp::of(&self.key), FileStamp::of(&self.cert));
         if now == self.stamp {
             return false;
         }
@@ -74,7 +70,7 @@ struct SniFile {
     loaded: Option<(Arc<CertifiedKey>, Vec<String>)>,
 }
 
-struct Watched {
+struct Files {
     pairs: Vec<WatchedPair>,
     sni_dir: Option<PathBuf>,
     sni: BTreeMap<PathBuf, SniFile>,
@@ -88,9 +84,18 @@ struct Snapshot {
 }
 
 /// The certificates of one side, kept current with the files on disk.
+///
+/// It watches its files itself rather than through `haraka_config::Watched`,
+/// which rebuilds one value from a fixed list of files, keeps the whole previous
+/// value when the rebuild fails, and holds its lock while it re-reads. The store
+/// needs more than that: files appear in and vanish from `config/tls/`; each file
+/// keeps its own previous certificate when a new version does not load, without
+/// holding back the others; an SNI file that never loaded is skipped rather than
+/// fatal; and handshakes read a published snapshot, so none waits while another
+/// re-reads the files.
 pub struct CertStore {
     provider: Arc<CryptoProvider>,
-    watched: Mutex<Watched>,
+    files: Mutex<Files>,
     snapshot: RwLock<Arc<Snapshot>>,
     last_check: Mutex<Instant>,
 }
@@ -123,34 +128,25 @@ impl CertStore {
         sni_dir: Option<PathBuf>,
         provider: Arc<CryptoProvider>,
     ) -> Result<CertStore, TlsError> {
+        let required = required.into_iter().map(|pair| (pair, true));
         let mut pairs = Vec::new();
-        for (key, cert) in required {
-            let mut pair = WatchedPair {
+        for ((key, cert), required) in required.chain(optional.into_iter().map(|p| (p, false))) {
+            let stamp = (FileStamp::of(&key), FileStamp::of(&cert));
+            let current = if required || stamp != (None, None) {
+                Some(pem::load_pair(&key, &cert, &provider)?)
+            } else {
+                None
+            };
+            pairs.push(WatchedPair {
                 key,
                 cert,
-                stamp: (None, None),
-                current: None,
-            };
-            pair.stamp = pair.stamps();
-            pair.current = Some(pem::load_pair(&pair.key, &pair.cert, &provider)?);
-            pairs.push(pair);
-        }
-        for (key, cert) in optional {
-            let mut pair = WatchedPair {
-                key,
-                cert,
-                stamp: (None, None),
-                current: None,
-            };
-            pair.stamp = pair.stamps();
-            if pair.stamp != (None, None) {
-                pair.current = Some(pem::load_pair(&pair.key, &pair.cert, &provider)?);
-            }
-            pairs.push(pair);
+                stamp,
+                current,
+            });
         }
         let store = CertStore {
             provider,
-            watched: Mutex::new(Watched {
+            files: Mutex::new(Files {
                 pairs,
                 sni_dir,
                 sni: BTreeMap::new(),
@@ -159,7 +155,7 @@ impl CertStore {
             last_check: Mutex::new(Instant::now()),
         };
         {
-            let mut w = lock(&store.watched);
+            let mut w = lock(&store.files);
             refresh_sni(&mut w, &store.provider);
             if let Some(dir) = &w.sni_dir {
                 let n = w.sni.values().filter(|f| f.loaded.is_some()).count();
@@ -177,7 +173,7 @@ impl CertStore {
             .clone()
     }
 
-    fn publish(&self, w: &Watched) {
+    fn publish(&self, w: &Files) {
         let mut snap = Snapshot {
             defaults: w.pairs.iter().filter_map(|p| p.current.clone()).collect(),
             by_name: HashMap::new(),
@@ -225,7 +221,7 @@ impl CertStore {
     /// Compare the files with what is loaded and re-read what changed, now.
     /// Returns whether new handshakes will see a different set of certificates.
     pub fn check_now(&self) -> bool {
-        let mut w = lock(&self.watched);
+        let mut w = lock(&self.files);
         let mut changed = false;
         for pair in &mut w.pairs {
             changed |= pair.refresh(&self.provider);
@@ -329,7 +325,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Bring the `config/tls/` table up to date; `true` if it changed.
-fn refresh_sni(w: &mut Watched, provider: &CryptoProvider) -> bool {
+fn refresh_sni(w: &mut Files, provider: &CryptoProvider) -> bool {
     let Some(dir) = w.sni_dir.clone() else {
         return false;
     };

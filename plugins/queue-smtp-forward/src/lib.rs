@@ -42,7 +42,8 @@ pub struct SmtpForward {
 }
 
 /// Create the plugin from `smtp_forward.ini` (Haraka's shipped defaults underneath,
-/// the seed's `xclient.ini` `forward` / `destination` aliases applied).
+/// the flat layout's `xclient.ini` `forward` / `destination` compatibility aliases
+/// applied).
 pub fn factory(init: &PluginInit<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
     let ini = init.config.plugin_ini_with("smtp_forward.ini", BOOLEANS)?;
     let cfg = Config::from_ini(&ini, init.config.xclient_forward())?;
