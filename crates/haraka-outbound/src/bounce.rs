@@ -6,7 +6,7 @@ use haraka_config::ConfigDir;
 use haraka_smtp::Address;
 
 use crate::dsn::RcptDsn;
-use crate::util::{header_fields, header_value, rfc2822_date, split_message, uuid};
+use crate::util::{parse_message, rfc2822_date};
 
 /// Used when `config/outbound.bounce_message` does not exist.
 pub const DEFAULT_TEMPLATE: &str = "\
@@ -97,10 +97,11 @@ pub struct BounceInput<'a> {
 /// The complete bounce message (CRLF line ends).
 pub fn build(t: &BounceTemplates, input: &BounceInput<'_>) -> Vec<u8> {
     const CRLF: &str = "\r\n";
-    let (orig_head, _) = split_message(input.original);
-    let orig_fields = header_fields(orig_head);
-    let orig_msgid = header_value(&orig_fields, "Message-Id").unwrap_or_default();
-    let subject = header_value(&orig_fields, "Subject").unwrap_or_default();
+    let original = parse_message(input.original);
+    let first = |name: &str| original.get_header(name).into_iter().next();
+    let orig_msgid = first("Message-Id").unwrap_or_default();
+    let subject = first("Subject").unwrap_or_default();
+    let uuid = || haraka_smtp::ids::uuid_from_bytes(rand::random());
     let date = rfc2822_date(input.now_ms);
     let recipients: Vec<String> = input.rcpts.iter().map(|(a, _)| a.format()).collect();
     let extended: Vec<String> = input
@@ -221,16 +222,7 @@ pub fn build(t: &BounceTemplates, input: &BounceInput<'_>) -> Vec<u8> {
         "--{boundary}{CRLF}Content-Description: Undelivered Message Headers{CRLF}Content-Type: text/rfc822-headers{CRLF}{CRLF}"
     ));
     let mut bytes = out.into_bytes();
-    // The header fields without the empty line that ends them.
-    let fields_only: &[u8] = match orig_head.strip_suffix(b"\r\n\r\n") {
-        Some(h) => &orig_head[..h.len() + 2],
-        None if orig_head == b"\r\n" => b"",
-        None => orig_head,
-    };
-    bytes.extend_from_slice(fields_only);
-    if !fields_only.is_empty() && !fields_only.ends_with(b"\r\n") {
-        bytes.extend_from_slice(b"\r\n");
-    }
+    bytes.extend_from_slice(&original.header_bytes());
     bytes.extend_from_slice(format!("{CRLF}--{boundary}--{CRLF}").as_bytes());
     bytes
 }

@@ -19,7 +19,6 @@ use crate::conn_cache::ConnCache;
 use crate::enqueue;
 use crate::handoff::{Budget, FreshBody};
 use crate::resolver::{HickoryResolver, MxResolver};
-use crate::util::uuid;
 use crate::{BoxFuture, NoHooks, OutboundError, OutboundTls};
 
 /// What happened to queued mail (for logs, statistics and tests).
@@ -432,7 +431,7 @@ impl Inner {
         if to.is_empty() {
             return Err(OutboundError::Invalid("No recipients for email".into()));
         }
-        let tuuid = uuid();
+        let tuuid = haraka_smtp::ids::uuid_from_bytes(rand::random());
         let now = now_ms();
         let message = enqueue::compose_raw(message, &self.cfg, &tuuid, now);
         let items = enqueue::items(

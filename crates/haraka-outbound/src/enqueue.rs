@@ -8,7 +8,7 @@ use haraka_queue::{Envelope, NewItem};
 use haraka_smtp::{Address, Notes};
 
 use crate::config::OutboundConfig;
-use crate::util::{header_fields, rfc2822_date, split_message};
+use crate::util::{parse_message, rfc2822_date};
 
 /// Does a header field list contain `name`?
 fn has_field<T: AsRef<[u8]>>(fields: &[T], name: &str) -> bool {
@@ -51,9 +51,8 @@ pub fn compose<T: AsRef<[u8]>>(
 
 /// [`compose`] for a complete message given as bytes (internal mail such as bounces).
 pub fn compose_raw(message: &[u8], cfg: &OutboundConfig, tuuid: &str, now_ms: u64) -> Vec<u8> {
-    let (head, body) = split_message(message);
-    let fields = header_fields(head);
-    compose(&fields, body, cfg, tuuid, now_ms)
+    let m = parse_message(message);
+    compose(&m.headers, &m.body, cfg, tuuid, now_ms)
 }
 
 /// The deliveries of one message: recipient domain and its recipients, in the order

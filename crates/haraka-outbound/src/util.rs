@@ -1,72 +1,23 @@
-//! Small helpers: RFC 2822 dates, UUIDs, header access, host lists.
+//! Small helpers: RFC 2822 dates, whole messages as [`Message`], host lists.
 
 use std::net::IpAddr;
 
-use rand::Rng;
+use haraka_smtp::Message;
+use haraka_smtp::message::MessageBuilder;
 
 /// `Thu, 26 Nov 2026 16:00:01 +0000` for epoch milliseconds (UTC).
 pub fn rfc2822_date(epoch_ms: u64) -> String {
     haraka_smtp::ids::rfc2822_date(epoch_ms / 1000)
 }
 
-/// A random UUID (version 4) in upper case, as Haraka writes them.
-pub fn uuid() -> String {
-    haraka_smtp::ids::uuid_from_bytes(rand::rng().random())
-}
-
-/// The header block of a message (up to and including the empty line's CRLF, or
-/// everything when there is no empty line) and the rest.
-pub fn split_message(message: &[u8]) -> (&[u8], &[u8]) {
-    if message.starts_with(b"\r\n") {
-        return (&message[..2], &message[2..]);
+/// A complete message (CRLF line ends) as header fields and body, read the way a
+/// received message is.
+pub fn parse_message(message: &[u8]) -> Message {
+    let mut builder = MessageBuilder::new();
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        builder.push_line(line);
     }
-    match message.windows(4).position(|w| w == b"\r\n\r\n") {
-        Some(p) => message.split_at(p + 4),
-        None => (message, &[]),
-    }
-}
-
-/// The header fields of a header block, each with its folded lines, without the CRLF
-/// that ends it.
-pub fn header_fields(block: &[u8]) -> Vec<&[u8]> {
-    let mut fields: Vec<&[u8]> = Vec::new();
-    let mut start = 0;
-    let mut i = 0;
-    while i < block.len() {
-        if block[i] == b'\n' {
-            let next = block.get(i + 1).copied();
-            if !matches!(next, Some(b' ') | Some(b'\t')) {
-                let end = if i > start && block[i - 1] == b'\r' {
-                    i - 1
-                } else {
-                    i
-                };
-                if end > start {
-                    fields.push(&block[start..end]);
-                }
-                start = i + 1;
-            }
-        }
-        i += 1;
-    }
-    if start < block.len() {
-        fields.push(&block[start..]);
-    }
-    fields
-}
-
-/// The value of the first field called `name` (case-insensitive), unfolded and trimmed.
-pub fn header_value(fields: &[&[u8]], name: &str) -> Option<String> {
-    fields.iter().find_map(|f| {
-        let text = String::from_utf8_lossy(f);
-        let (n, v) = text.split_once(':')?;
-        if n.trim().eq_ignore_ascii_case(name) {
-            let unfolded: String = v.replace("\r\n", "").replace('\n', "");
-            Some(unfolded.trim().to_owned())
-        } else {
-            None
-        }
-    })
+    builder.finish()
 }
 
 /// Haraka's `ip_in_list`: `host` equals an entry (case-insensitive), or is an IP
@@ -105,6 +56,7 @@ mod tests {
 
     #[test]
     fn uuids_look_right() {
+        let uuid = || haraka_smtp::ids::uuid_from_bytes(rand::random());
         let u = uuid();
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
@@ -114,15 +66,14 @@ mod tests {
     #[test]
     fn headers() {
         let msg = b"Subject: a\r\n b\r\nMessage-Id: <x@y>\r\n\r\nbody\r\n";
-        let (h, b) = split_message(msg);
-        assert_eq!(b, b"body\r\n");
-        let f = header_fields(h);
-        assert_eq!(f.len(), 2);
-        assert_eq!(header_value(&f, "subject").unwrap(), "a b");
-        assert_eq!(header_value(&f, "MESSAGE-ID").unwrap(), "<x@y>");
-        assert_eq!(header_value(&f, "Date"), None);
-        assert_eq!(split_message(b"\r\nbody").1, b"body");
-        assert_eq!(split_message(b"X: y").0, b"X: y");
+        let m = parse_message(msg);
+        assert_eq!(m.body, b"body\r\n");
+        assert_eq!(m.headers.len(), 2);
+        assert_eq!(m.get_header("subject"), ["a b"]);
+        assert_eq!(m.get_header("MESSAGE-ID"), ["<x@y>"]);
+        assert!(m.get_header("Date").is_empty());
+        assert_eq!(parse_message(b"\r\nbody").body, b"body");
+        assert_eq!(parse_message(b"X: y").headers, [b"X: y"]);
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub struct SystemEnv;
 
 impl EnvSource for SystemEnv {
     fn connection_uuid(&self) -> String {
-        new_uuid()
+        haraka_smtp::ids::uuid_from_bytes(rand::random())
     }
 
     fn session_env(&self) -> Box<dyn Env> {
@@ -30,13 +30,8 @@ impl Env for SystemEnv {
     }
 
     fn new_uuid(&mut self) -> String {
-        new_uuid()
+        self.connection_uuid()
     }
-}
-
-/// A connection UUID as Haraka writes them: upper-case hex, `8-4-4-4-12`, version 4.
-pub fn new_uuid() -> String {
-    haraka_smtp::ids::uuid_from_bytes(rand::random())
 }
 
 /// The current UTC time as `Thu, 26 Nov 2026 15:51:23 +0000`.

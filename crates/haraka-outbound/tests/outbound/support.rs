@@ -322,7 +322,7 @@ pub fn conn(from: Option<&str>, to: &[&str], subject: &str) -> Connection {
             host: "relay.test".into(),
         },
     );
-    let mut t = Transaction::new(format!("TX-{}", haraka_outbound::util::uuid()));
+    let mut t = Transaction::new(format!("TX-{}", haraka_smtp::ids::uuid_from_bytes(rand::random())));
     t.mail_from = from.map(addr);
     t.rcpt_to = to.iter().map(|r| addr(r)).collect();
     t.message.headers = vec![
