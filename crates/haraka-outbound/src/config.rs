@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use haraka_config::{ConfigDir, ConfigErrors, Diag, is_true};
 
+use crate::RetrySchedule;
+
 /// Outbound settings, with Haraka 3.0.0's defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboundConfig {
@@ -26,8 +28,8 @@ pub struct OutboundConfig {
     pub connect_timeout: Duration,
     /// Accept MX hosts that resolve to this machine.
     pub local_mx_ok: bool,
-    /// Retry schedule; its length is the number of temporary failures tolerated.
-    pub temp_fail_intervals: Vec<Duration>,
+    /// `temp_fail_intervals` / `maxTempFailures`.
+    pub temp_fail_intervals: RetrySchedule,
     /// haraka-rs: port used for MX hosts that come without one (25).
     pub smtp_port: u16,
     /// haraka-rs: name servers to ask instead of the system resolver.
@@ -56,7 +58,7 @@ impl OutboundConfig {
             received_header: Some("Haraka outbound".to_owned()),
             connect_timeout: Duration::from_secs(30),
             local_mx_ok: false,
-            temp_fail_intervals: default_intervals(13),
+            temp_fail_intervals: RetrySchedule::default(),
             smtp_port: 25,
             nameservers: Vec::new(),
             fresh_message_budget: crate::handoff::DEFAULT_BUDGET,
@@ -133,18 +135,8 @@ impl OutboundConfig {
             .map(str::to_owned)
             .filter(|v| !v.is_empty())
             .or_else(|| legacy("outbound.temp_fail_intervals"));
-        c.temp_fail_intervals = match intervals {
-            None => default_intervals(max_temp),
-            Some(text) => match parse_temp_fail_intervals(&text) {
-                Ok(v) => v,
-                Err(e) => {
-                    warn(format!(
-                        "temp_fail_intervals syntax error: {e}; using the default schedule"
-                    ));
-                    default_intervals(max_temp)
-                }
-            },
-        };
+        c.temp_fail_intervals =
+            RetrySchedule::from_settings(intervals.as_deref(), max_temp, &mut warn);
 
         if let Some(p) = ini.get("main", "smtp_port").map(str::trim) {
             match p.parse::<u16>() {
@@ -183,71 +175,6 @@ const KNOWN_KEYS: [&str; 14] = [
     "nameservers",
 ];
 
-/// Haraka's schedule when `temp_fail_intervals` is unset: 2^(n+5) s for n = 1 …
-/// `max_temp_failures - 1`.
-pub fn default_intervals(max_temp_failures: u32) -> Vec<Duration> {
-    (1..max_temp_failures.min(40))
-        .map(|i| Duration::from_secs(1u64 << (i + 5)))
-        .collect()
-}
-
-/// Parse `1m, 5m*2, 1h*3` (units `s m h d`, `*N` repeats, each value ≥ 5 s) or
-/// `none` (no retries).
-pub fn parse_temp_fail_intervals(text: &str) -> Result<Vec<Duration>, String> {
-    let input: String = text
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if input.is_empty() {
-        return Err("nothing specified".into());
-    }
-    if input == "none" {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for (i, item) in input.split(',').enumerate() {
-        let err = |m: &str| format!("element {i}: {m}");
-        let (span, count) = match item.split_once('*') {
-            None => (item, 1u32),
-            Some((span, n)) => {
-                if n.contains('*') {
-                    return Err(err("too many *"));
-                }
-                (
-                    span,
-                    n.parse::<u32>()
-                        .map_err(|_| err("multiplier is not an integer"))?,
-                )
-            }
-        };
-        if span.len() < 2 {
-            return Err(err("invalid time span"));
-        }
-        let (num, unit) = span.split_at(span.len() - 1);
-        let num: f64 = num.parse().map_err(|_| err("invalid number or symbol"))?;
-        let secs = match unit {
-            "s" => num,
-            "m" => num * 60.0,
-            "h" => num * 3600.0,
-            "d" => num * 86400.0,
-            _ => return Err(err("invalid time span symbol")),
-        };
-        if secs.is_nan() || secs < 5.0 || !secs.is_finite() {
-            return Err(err("delay time too small, should be >=5 seconds"));
-        }
-        if out.len() + count as usize > 100_000 {
-            return Err(err("too many intervals"));
-        }
-        let span = Duration::try_from_secs_f64(secs).map_err(|_| err("delay time too large"))?;
-        out.extend(std::iter::repeat_n(span, count as usize));
-    }
-    if out.is_empty() {
-        return Err("unexpected parsing result".into());
-    }
-    Ok(out)
-}
-
 /// `ip`, `ip:port` or `[ipv6]:port`; the port defaults to 53.
 fn parse_nameserver(s: &str) -> Option<SocketAddr> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
@@ -267,35 +194,6 @@ mod tests {
 
     fn secs(v: &[u64]) -> Vec<Duration> {
         v.iter().map(|s| Duration::from_secs(*s)).collect()
-    }
-
-    #[test]
-    fn interval_table() {
-        let ok: [(&str, Vec<Duration>); 6] = [
-            ("1m, 5m*2, 1h*3", secs(&[60, 300, 300, 3600, 3600, 3600])),
-            ("5s*2", secs(&[5, 5])),
-            ("none", Vec::new()),
-            ("NONE", Vec::new()),
-            ("1d", secs(&[86400])),
-            ("10S , 1M", secs(&[10, 60])),
-        ];
-        for (text, want) in ok {
-            assert_eq!(parse_temp_fail_intervals(text).unwrap(), want, "{text}");
-        }
-        for bad in [
-            "", "4s", "1x", "m", "1m*2*3", "1m*x", "abc", "1m,,2m", "1m*0",
-        ] {
-            assert!(parse_temp_fail_intervals(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn default_schedule_is_haraka_s() {
-        let d = default_intervals(13);
-        assert_eq!(d.len(), 12);
-        assert_eq!(d[0], Duration::from_secs(64));
-        assert_eq!(d[11], Duration::from_secs(131072));
-        assert!(default_intervals(1).is_empty());
     }
 
     #[test]
@@ -325,7 +223,7 @@ mod tests {
         assert!(c.always_split && !c.enable_tls && c.ipv6_enabled);
         assert_eq!(c.concurrency_max, 7);
         assert_eq!(c.received_header, None);
-        assert_eq!(c.temp_fail_intervals, secs(&[5, 5]));
+        assert_eq!(c.temp_fail_intervals.intervals(), secs(&[5, 5]));
         assert_eq!(c.smtp_port, 2525);
         assert_eq!(c.nameservers, vec!["127.0.0.1:5300".parse().unwrap()]);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
@@ -337,7 +235,7 @@ mod tests {
         )
         .unwrap();
         let (c, warnings) = OutboundConfig::load(&dir, "mx.test").unwrap();
-        assert_eq!(c.temp_fail_intervals, secs(&[64, 128]));
+        assert_eq!(c.temp_fail_intervals.intervals(), secs(&[64, 128]));
         assert_eq!(warnings.len(), 1);
         assert!(c.enable_tls);
         assert_eq!(c.received_header.as_deref(), Some("Haraka outbound"));

@@ -12,6 +12,7 @@ use haraka_queue::{
 use haraka_smtp::Address;
 use serde_json::Value;
 
+use crate::RetrySchedule;
 use crate::bounce::{self, BounceInput};
 use crate::dsn::RcptDsn;
 use crate::engine::{Event, Inner, Scheduled};
@@ -30,16 +31,11 @@ pub(crate) async fn supervise(inner: Arc<Inner>, due: Scheduled) {
     let err = format!("delivery task failed: {e}");
     tracing::error!(file = %entry.file, error = %err, "delivery failed unexpectedly");
     let attempts = entry.name.attempts + 1;
-    let Some(delay) = inner
-        .cfg
-        .temp_fail_intervals
-        .get(attempts as usize - 1)
-        .copied()
-    else {
+    let Some(delay) = inner.cfg.temp_fail_intervals.delay(attempts) else {
         quarantine(&inner, &entry.file, &err).await;
         return;
     };
-    let next = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+    let next = RetrySchedule::due(now_ms(), delay);
     let store = Arc::clone(&inner.store);
     let stale = entry.clone();
     match blocking(move || reschedule_current(&*store, &stale, attempts, next)).await {
@@ -229,7 +225,7 @@ async fn deliver(inner: &Inner, job: &mut Job) {
             .as_ref()
             .and_then(|m| m.joined().trim().parse::<u64>().ok())
             .unwrap_or(0);
-        let next = now_ms().saturating_add(secs.saturating_mul(1000));
+        let next = RetrySchedule::due(now_ms(), Duration::from_secs(secs));
         let attempts = job.entry.name.attempts;
         reschedule(inner, job, attempts, next, "delayed by send_email".into()).await;
         return;
@@ -510,8 +506,7 @@ async fn split_and_defer(
 /// A temporary failure of `job` (its file is renamed, or bounced when retries ran out).
 async fn temp_fail(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>, err: String) {
     let attempts = job.entry.name.attempts + 1;
-    let intervals = &inner.cfg.temp_fail_intervals;
-    let Some(delay) = intervals.get(attempts as usize - 1).copied() else {
+    let Some(delay) = inner.cfg.temp_fail_intervals.delay(attempts) else {
         let rcpts: Vec<(Address, RcptDsn)> = rcpts
             .into_iter()
             .map(|(a, mut d)| {
@@ -547,7 +542,7 @@ async fn temp_fail(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>,
             return;
         }
     };
-    let next = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+    let next = RetrySchedule::due(now_ms(), delay);
     reschedule(inner, job, attempts, next, err).await;
 }
 

@@ -28,6 +28,7 @@ mod handoff;
 mod job;
 pub mod mx;
 pub mod resolver;
+mod retry;
 pub mod session;
 pub mod util;
 
@@ -37,6 +38,7 @@ pub use engine::{Event, Outbound, OutboundBuilder, Status};
 pub use haraka_plugin_api::BoxFuture;
 pub use haraka_tls::OutboundTls;
 pub use resolver::{HickoryResolver, LookupError, MxRecord, MxResolver, StaticResolver};
+pub use retry::RetrySchedule;
 
 /// Why the engine could not do something.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::support::*;
-use haraka_outbound::{Event, StaticResolver};
+use haraka_outbound::{Event, RetrySchedule, StaticResolver};
 use haraka_plugin_api::{Action, Hook, OutboundArgs, OutboundQueue, Outcome};
 
 fn delivered(e: &Event) -> bool {
@@ -227,7 +227,7 @@ async fn retries_run_out_then_the_sender_gets_a_bounce() {
         .addr("mx.dest.test", ip("127.0.6.2"));
     dns.mx("sender.test", 10, "mx.dest.test");
     let mut cfg = config(mx.port());
-    cfg.temp_fail_intervals = vec![Duration::from_millis(20); 2];
+    cfg.temp_fail_intervals = RetrySchedule::new(vec![Duration::from_millis(20); 2]);
     let mut env = Env::new(cfg, dns).await;
     env.out
         .enqueue(&conn(Some("u@sender.test"), &["x@dest.test"], "s"))

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use haraka_outbound::{Event, Outbound, OutboundConfig, OutboundTls, StaticResolver};
+use haraka_outbound::{Event, Outbound, OutboundConfig, RetrySchedule, StaticResolver, OutboundTls};
 use haraka_plugin_api::{
     BoxFuture, Connection, Hook, Local, MxHost, OutboundArgs, OutboundHooks, OutboundMail, Outcome,
     Remote, Transaction,
@@ -322,7 +322,10 @@ pub fn conn(from: Option<&str>, to: &[&str], subject: &str) -> Connection {
             host: "relay.test".into(),
         },
     );
-    let mut t = Transaction::new(format!("TX-{}", haraka_smtp::ids::uuid_from_bytes(rand::random())));
+    let mut t = Transaction::new(format!(
+        "TX-{}",
+        haraka_smtp::ids::uuid_from_bytes(rand::random())
+    ));
     t.mail_from = from.map(addr);
     t.rcpt_to = to.iter().map(|r| addr(r)).collect();
     t.message.headers = vec![
@@ -340,7 +343,7 @@ pub fn config(port: u16) -> OutboundConfig {
     c.local_mx_ok = true;
     c.smtp_port = port;
     c.connect_timeout = Duration::from_secs(10);
-    c.temp_fail_intervals = vec![Duration::from_secs(3600); 2];
+    c.temp_fail_intervals = RetrySchedule::new(vec![Duration::from_secs(3600); 2]);
     c
 }
 
