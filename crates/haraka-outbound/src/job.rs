@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haraka_plugin_api::{Action, Hook, MxHost, OutboundArgs, OutboundMail};
-use haraka_queue::{
-    Envelope, NewItem, QueueEntry, QueueError, QueueName, QueueStore, StoredMessage, now_ms,
-};
+use haraka_queue::{Envelope, NewItem, QueueEntry, QueueError, QueueStore, StoredMessage, now_ms};
 use haraka_smtp::Address;
 use serde_json::Value;
 
@@ -55,27 +53,20 @@ pub(crate) async fn supervise(inner: Arc<Inner>, due: Scheduled) {
     }
 }
 
-/// Rename to a new schedule; if a queue tool renamed the file meanwhile, rename that.
+/// Rename to a new schedule (the current file, if a queue tool renamed it meanwhile).
 fn reschedule_current(
     store: &dyn QueueStore,
     entry: &QueueEntry,
     attempts: u32,
     next: u64,
 ) -> Result<QueueEntry, QueueError> {
-    match store.reschedule(entry, attempts, next) {
-        Err(e) if e.is_not_found() => match store.locate(&entry.name)? {
-            Some(file) => store.reschedule(
-                &QueueEntry {
-                    file,
-                    ..entry.clone()
-                },
-                attempts,
-                next,
-            ),
-            None => Err(e),
-        },
-        other => other,
-    }
+    store.on_current_file(&entry.file, &entry.name, |file| {
+        let current = QueueEntry {
+            file: file.to_owned(),
+            ..entry.clone()
+        };
+        store.reschedule(&current, attempts, next)
+    })
 }
 
 /// A loaded message being delivered.
@@ -122,7 +113,7 @@ async fn process(inner: Arc<Inner>, entry: QueueEntry, fresh: Option<Arc<FreshBo
     let store = Arc::clone(&inner.store);
     let (file, name) = (entry.file.clone(), entry.name.clone());
     let loaded: Result<StoredMessage, QueueError> =
-        blocking(move || load_current(&*store, &file, &name)).await;
+        blocking(move || store.on_current_file(&file, &name, |f| store.load(f))).await;
     let stored = match loaded {
         Ok(s) => s,
         Err(e) if e.is_not_found() => {
@@ -166,21 +157,6 @@ async fn process(inner: Arc<Inner>, entry: QueueEntry, fresh: Option<Arc<FreshBo
 fn flush(inner: &Inner, job: &mut Job) {
     for e in job.events.drain(..) {
         inner.emit(e);
-    }
-}
-
-/// Load `file`; if a queue tool renamed it meanwhile, load it under its new name.
-fn load_current(
-    store: &dyn QueueStore,
-    file: &str,
-    name: &QueueName,
-) -> Result<StoredMessage, QueueError> {
-    match store.load(file) {
-        Err(e) if e.is_not_found() => match store.locate(name)? {
-            Some(current) => store.load(&current),
-            None => Err(e),
-        },
-        other => other,
     }
 }
 
@@ -638,17 +614,11 @@ async fn bounce(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>, er
     }
 }
 
-/// Remove the file of `entry`; if a queue tool renamed it meanwhile, remove that.
+/// Remove the file of `entry` (the current file, if a queue tool renamed it meanwhile).
 async fn remove(inner: &Inner, entry: &QueueEntry) {
     let store = Arc::clone(&inner.store);
     let (f, name) = (entry.file.clone(), entry.name.clone());
-    let removed = blocking(move || match store.remove(&f) {
-        Err(e) if e.is_not_found() => match store.locate(&name)? {
-            Some(current) => store.remove(&current),
-            None => Err(e),
-        },
-        other => other,
-    });
+    let removed = blocking(move || store.on_current_file(&f, &name, |f| store.remove(f)));
     if let Err(e) = removed.await {
         tracing::error!(file = %entry.file, error = %e, "could not remove queue file");
     }

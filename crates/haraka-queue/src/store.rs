@@ -150,6 +150,26 @@ pub trait QueueStore: Send + Sync + 'static {
     }
 }
 
+impl dyn QueueStore {
+    /// Run `op` on `file`, the file of the delivery `name`; if it is gone because a
+    /// queue tool renamed it meanwhile (same message, new schedule), run `op` once
+    /// more on the file's current name.
+    pub fn on_current_file<T>(
+        &self,
+        file: &str,
+        name: &QueueName,
+        mut op: impl FnMut(&str) -> Result<T, QueueError>,
+    ) -> Result<T, QueueError> {
+        match op(file) {
+            Err(e) if e.is_not_found() => match self.locate(name)? {
+                Some(current) => op(&current),
+                None => Err(e),
+            },
+            other => other,
+        }
+    }
+}
+
 /// The queue directory (`ROOT/queue` or `queue_dir`).
 pub struct QueueDir {
     dir: PathBuf,

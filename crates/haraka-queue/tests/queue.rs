@@ -212,6 +212,37 @@ fn reschedule_renames_atomically() {
     assert!(files(tmp.path()).is_empty());
 }
 
+#[test]
+fn an_operation_follows_a_file_a_queue_tool_renamed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let q: Arc<dyn QueueStore> = Arc::new(open(tmp.path()));
+    let e = q
+        .put(vec![item("a.test")])
+        .wait_blocking()
+        .unwrap()
+        .remove(0);
+    // What `--qretry` does to a waiting delivery.
+    let moved = q.reschedule(&e, 0, 1).unwrap();
+    let mut tried = Vec::new();
+    let loaded = q
+        .on_current_file(&e.file, &e.name, |f| {
+            tried.push(f.to_owned());
+            q.load(f)
+        })
+        .unwrap();
+    assert_eq!(tried, [e.file.clone(), moved.file.clone()]);
+    assert_eq!(loaded.entry.file, moved.file);
+    // The file it names is used when it is there.
+    let again = q.on_current_file(&moved.file, &e.name, |f| q.load(f));
+    assert_eq!(again.unwrap().entry.file, moved.file);
+    // Gone under every name: the first error stands.
+    q.remove(&moved.file).unwrap();
+    let err = q
+        .on_current_file(&e.file, &e.name, |f| q.load(f))
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}
+
 /// Blocks the first file fsync until released, counts every call, can fail a call.
 struct GateSyncer {
     gate: Mutex<Option<(mpsc::Sender<()>, mpsc::Receiver<()>)>>,
