@@ -5,19 +5,14 @@
 //! [`ConnKey`] within the idle time sends RSET and goes on with MAIL. A connection
 //! is kept for [`crate::OutboundConfig::connection_reuse`] (2 s by default, like
 //! Postfix's connection cache); then, or when the engine shuts down, it is closed
-//! with QUIT. Haraka itself opens a connection per message.
-//!
-//! `haraka_client::Pool` is not used: it never closes an idle connection unless its
-//! key is asked for again, so connections to destinations seen once would stay open.
+//! with QUIT by the engine's reaper task. Haraka itself opens a connection per
+//! message.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use haraka_client::SmtpClient;
-use tokio::sync::Notify;
-use tokio::time::Instant;
+use haraka_client::Pool;
 
 use crate::session::{SessionParams, TlsChoice};
 
@@ -62,141 +57,11 @@ impl ConnKey {
     }
 }
 
-#[derive(Default)]
-struct Idle {
-    /// Per key, oldest first.
-    conns: HashMap<ConnKey, Vec<(Instant, SmtpClient)>>,
-    count: usize,
-    closed: bool,
-}
-
 /// The idle connections of one engine.
-pub(crate) struct ConnCache {
-    keep: Duration,
-    max: usize,
-    idle: Mutex<Idle>,
-    /// Woken when the first connection is left idle, or on shutdown.
-    changed: Notify,
-}
+pub(crate) type ConnCache = Pool<ConnKey>;
 
-impl ConnCache {
-    /// Keep connections `keep` long, at most `max` in all; zero of either: never.
-    pub(crate) fn new(keep: Duration, max: usize) -> ConnCache {
-        ConnCache {
-            keep,
-            max: max.min(MAX_IDLE),
-            idle: Mutex::new(Idle::default()),
-            changed: Notify::new(),
-        }
-    }
-
-    pub(crate) fn enabled(&self) -> bool {
-        !self.keep.is_zero() && self.max > 0
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Idle> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The most recently left connection for `key`, if it has not waited too long.
-    pub(crate) fn take(&self, key: &ConnKey) -> Option<SmtpClient> {
-        let mut idle = self.lock();
-        let list = idle.conns.get_mut(key)?;
-        let fresh = list
-            .last()
-            .is_some_and(|(since, _)| since.elapsed() < self.keep);
-        let client = if fresh { list.pop() } else { None };
-        if list.is_empty() {
-            idle.conns.remove(key);
-        }
-        if client.is_some() {
-            idle.count -= 1;
-        }
-        client.map(|(_, c)| c)
-    }
-
-    /// Leave `client` idle for `key`. Gives it back when it cannot be kept (full,
-    /// shut down, broken): the caller closes it.
-    pub(crate) fn put(&self, key: ConnKey, client: SmtpClient) -> Option<SmtpClient> {
-        if !self.enabled() || client.is_broken() {
-            return Some(client);
-        }
-        let mut idle = self.lock();
-        if idle.closed || idle.count >= self.max {
-            return Some(client);
-        }
-        idle.count += 1;
-        idle.conns
-            .entry(key)
-            .or_default()
-            .push((Instant::now(), client));
-        if idle.count == 1 {
-            self.changed.notify_one();
-        }
-        None
-    }
-
-    pub(crate) fn idle(&self) -> usize {
-        self.lock().count
-    }
-
-    /// Remove the connections that waited too long; also says when the next one
-    /// will have.
-    fn expired(&self) -> (Vec<SmtpClient>, Option<Instant>) {
-        let mut idle = self.lock();
-        let now = Instant::now();
-        let mut out = Vec::new();
-        let mut next: Option<Instant> = None;
-        idle.conns.retain(|_, list| {
-            let keep_from = list
-                .iter()
-                .position(|(since, _)| now.duration_since(*since) < self.keep)
-                .unwrap_or(list.len());
-            out.extend(list.drain(..keep_from).map(|(_, c)| c));
-            if let Some((since, _)) = list.first() {
-                let at = *since + self.keep;
-                next = Some(next.map_or(at, |n| n.min(at)));
-            }
-            !list.is_empty()
-        });
-        idle.count -= out.len();
-        (out, next)
-    }
-
-    /// Stop keeping connections; returns those idle now.
-    fn close(&self) -> Vec<SmtpClient> {
-        let mut idle = self.lock();
-        idle.closed = true;
-        idle.count = 0;
-        let all = std::mem::take(&mut idle.conns);
-        drop(idle);
-        self.changed.notify_one();
-        all.into_values().flatten().map(|(_, c)| c).collect()
-    }
-
-    /// Close connections as they expire, until `stop` says so; then close them all.
-    pub(crate) async fn run_reaper(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        loop {
-            if *stop.borrow() {
-                break;
-            }
-            let (old, next) = self.expired();
-            for c in old {
-                tokio::spawn(c.quit());
-            }
-            match next {
-                Some(at) => tokio::select! {
-                    _ = tokio::time::sleep_until(at) => {}
-                    _ = stop.changed() => {}
-                },
-                None => tokio::select! {
-                    _ = self.changed.notified() => {}
-                    _ = stop.changed() => {}
-                },
-            }
-        }
-        for c in self.close() {
-            tokio::spawn(c.quit());
-        }
-    }
+/// Keep connections `keep` long, at most `concurrency_max` (and 1000) in all; zero
+/// of either: never.
+pub(crate) fn new(keep: Duration, concurrency_max: usize) -> ConnCache {
+    Pool::idle_only(concurrency_max.min(MAX_IDLE), keep)
 }

@@ -15,7 +15,7 @@ use tokio::sync::{Notify, Semaphore, broadcast, watch};
 
 use crate::bounce::BounceTemplates;
 use crate::config::OutboundConfig;
-use crate::conn_cache::ConnCache;
+use crate::conn_cache::{self, ConnCache};
 use crate::enqueue;
 use crate::handoff::{Budget, FreshBody};
 use crate::resolver::{HickoryResolver, MxResolver};
@@ -145,7 +145,7 @@ impl OutboundBuilder {
         let (stop, _) = watch::channel(false);
         let permits = Arc::new(Semaphore::new(self.cfg.concurrency_max.clamp(1, 1 << 20)));
         let fresh = Budget::new(self.cfg.fresh_message_budget);
-        let conns = ConnCache::new(self.cfg.connection_reuse, self.cfg.concurrency_max);
+        let conns = conn_cache::new(self.cfg.connection_reuse, self.cfg.concurrency_max);
         Ok(Outbound {
             inner: Arc::new(Inner {
                 disabled: AtomicBool::new(self.cfg.disabled),
@@ -226,7 +226,7 @@ impl Outbound {
         tracing::info!(count = rec.entries.len(), "outbound queue loaded");
         if !self.inner.running.swap(true, Ordering::SeqCst) {
             tokio::spawn(run_scheduler(Arc::clone(&self.inner)));
-            if self.inner.conns.enabled() {
+            if self.inner.conns.keeps_idle() {
                 let inner = Arc::clone(&self.inner);
                 tokio::spawn(async move { inner.conns.run_reaper(inner.stop.subscribe()).await });
             }

@@ -79,15 +79,11 @@ pub async fn run(p: &SessionParams<'_>) -> SessionOutcome {
 /// for the next message instead of being closed. An idle connection that turns out
 /// closed or refuses RSET is replaced by a new one, at no cost to the message.
 pub(crate) async fn run_reusing(p: &SessionParams<'_>, cache: &ConnCache) -> SessionOutcome {
-    if !cache.enabled() {
+    if !cache.keeps_idle() {
         return fresh(p, None).await;
     }
     let key = ConnKey::of(p);
-    while let Some(mut client) = cache.take(&key) {
-        if client.is_stale().await {
-            // Closed by the server, or it spoke unasked: nothing to say to it.
-            continue;
-        }
+    while let Some(mut client) = cache.take(&key).await {
         let secured = client.is_tls();
         // RSET goes in the same pipelined group as the envelope.
         let result = transaction(&mut client, p, secured, true).await;
