@@ -1,53 +1,25 @@
 //! The engine: construction, start-up recovery, the scheduler, enqueueing.
 
-use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use haraka_config::{ConfigDir, ConfigErrors, Diag};
 use haraka_plugin_api::{
     Connection, Hook, OutboundArgs, OutboundHooks, OutboundMail, OutboundQueue, Outcome,
 };
-use haraka_queue::{NewItem, QueueDir, QueueEntry, QueueError, QueueStore, Recovery, now_ms};
+use haraka_queue::{QueueDir, QueueStore, Recovery, now_ms};
 use haraka_smtp::{Address, Notes};
-use tokio::sync::{Notify, Semaphore, broadcast, watch};
+use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::bounce::BounceTemplates;
 use crate::config::OutboundConfig;
-use crate::conn_cache::{self, ConnCache};
+use crate::conn_cache;
 use crate::enqueue;
-use crate::handoff::{Budget, FreshBody};
+use crate::job::{self, Context};
+use crate::queue::{Event, Queue};
 use crate::resolver::{HickoryResolver, MxResolver};
 use crate::{BoxFuture, NoHooks, OutboundError, OutboundTls};
-
-/// What happened to queued mail (for logs, statistics and tests).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A delivery was written to the queue.
-    Queued { id: String, file: String },
-    /// A delivery attempt ended with the message accepted by `host`.
-    Delivered {
-        id: String,
-        host: String,
-        response: String,
-    },
-    /// A temporary failure; next attempt at `next_attempt` (epoch ms).
-    Deferred {
-        id: String,
-        attempts: u32,
-        next_attempt: u64,
-        err: String,
-    },
-    /// A bounce to the sender was queued.
-    Bounced { id: String, err: String },
-    /// The failed message had the null sender (or its bounce could not be queued).
-    DoubleBounce { id: String, err: String },
-    /// Removed without delivery or bounce (a plugin said so, or the file vanished).
-    Dropped { id: String, reason: String },
-    /// An unreadable queue file was moved aside.
-    Quarantined { file: String, reason: String },
-}
 
 /// A snapshot of the engine's load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,37 +34,14 @@ pub struct Status {
     pub idle_connections: usize,
 }
 
-#[derive(Default)]
-struct Schedule {
-    seq: u64,
-    queue: BTreeMap<(u64, u64), Scheduled>,
-    files: HashSet<String>,
-}
-
-/// A delivery waiting for its time.
-pub(crate) struct Scheduled {
-    pub entry: QueueEntry,
-    /// The message, for a first attempt of a message queued here (see [`crate::handoff`]).
-    pub fresh: Option<Arc<FreshBody>>,
-}
-
-pub(crate) struct Inner {
-    pub cfg: OutboundConfig,
-    pub store: Arc<dyn QueueStore>,
-    pub resolver: Arc<dyn MxResolver>,
-    pub hooks: Arc<dyn OutboundHooks>,
-    pub tls: OutboundTls,
-    pub templates: BounceTemplates,
+/// The engine: what every delivery works with, and the scheduler's controls.
+struct Inner {
+    cx: Arc<Context>,
     disabled: AtomicBool,
-    sched: Mutex<Schedule>,
-    wake: Notify,
     permits: Arc<Semaphore>,
     stop: watch::Sender<bool>,
     running: AtomicBool,
     in_flight: AtomicUsize,
-    events: broadcast::Sender<Event>,
-    fresh: Arc<Budget>,
-    pub conns: ConnCache,
 }
 
 /// Haraka's outbound queue and delivery engine. Cheap to clone.
@@ -141,29 +90,25 @@ impl OutboundBuilder {
         if self.cfg.enable_tls && self.tls.config.is_none() {
             tracing::warn!("outbound enable_tls is set but no TLS client configuration was given");
         }
-        let (events, _) = broadcast::channel(4096);
         let (stop, _) = watch::channel(false);
         let permits = Arc::new(Semaphore::new(self.cfg.concurrency_max.clamp(1, 1 << 20)));
-        let fresh = Budget::new(self.cfg.fresh_message_budget);
-        let conns = conn_cache::new(self.cfg.connection_reuse, self.cfg.concurrency_max);
         Ok(Outbound {
             inner: Arc::new(Inner {
                 disabled: AtomicBool::new(self.cfg.disabled),
-                cfg: self.cfg,
-                store: self.store,
-                resolver,
-                hooks: self.hooks,
-                tls: self.tls,
-                templates: self.templates,
-                sched: Mutex::new(Schedule::default()),
-                wake: Notify::new(),
                 permits,
                 stop,
                 running: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
-                events,
-                fresh,
-                conns,
+                cx: Arc::new(Context {
+                    queue: Queue::new(Arc::clone(&self.store), self.cfg.fresh_message_budget),
+                    conns: conn_cache::new(self.cfg.connection_reuse, self.cfg.concurrency_max),
+                    cfg: self.cfg,
+                    store: self.store,
+                    resolver,
+                    hooks: self.hooks,
+                    tls: self.tls,
+                    templates: self.templates,
+                }),
             }),
         })
     }
@@ -205,14 +150,15 @@ impl Outbound {
     /// Recover the queue (temporary files deleted, unreadable files moved aside and
     /// reported) and start delivering. Call once, inside a tokio runtime.
     pub async fn start(&self) -> Result<Recovery, OutboundError> {
-        let store = Arc::clone(&self.inner.store);
+        let cx = &self.inner.cx;
+        let store = Arc::clone(&cx.store);
         let rec = tokio::task::spawn_blocking(move || store.recover())
             .await
             .map_err(|e| OutboundError::Invalid(format!("recovery task failed: {e}")))??;
         for q in &rec.quarantined {
             tracing::error!(file = %q.file, reason = %q.reason, moved_to = ?q.moved_to,
                 "unreadable queue file moved aside");
-            self.inner.emit(Event::Quarantined {
+            cx.queue.emit(Event::Quarantined {
                 file: q.file.clone(),
                 reason: q.reason.clone(),
             });
@@ -221,14 +167,14 @@ impl Outbound {
             tracing::warn!(file = %f, "Unrecognized file in queue folder");
         }
         for e in &rec.entries {
-            self.inner.schedule(e.clone(), e.name.next_attempt);
+            cx.queue.schedule(e.clone(), e.name.next_attempt);
         }
         tracing::info!(count = rec.entries.len(), "outbound queue loaded");
         if !self.inner.running.swap(true, Ordering::SeqCst) {
             tokio::spawn(run_scheduler(Arc::clone(&self.inner)));
-            if self.inner.conns.keeps_idle() {
-                let inner = Arc::clone(&self.inner);
-                tokio::spawn(async move { inner.conns.run_reaper(inner.stop.subscribe()).await });
+            if cx.conns.keeps_idle() {
+                let (cx, stop) = (Arc::clone(cx), self.inner.stop.subscribe());
+                tokio::spawn(async move { cx.conns.run_reaper(stop).await });
             }
         }
         Ok(rec)
@@ -236,39 +182,40 @@ impl Outbound {
 
     /// Every waiting delivery is due now (SIGHUP, `--qunstick`).
     pub fn retry_all_now(&self) {
-        self.inner.retry_now(None);
+        self.inner.cx.queue.retry_now(None);
     }
 
     /// Waiting deliveries to `domain` are due now (`flushQueue <domain>`).
     pub fn retry_domain_now(&self, domain: &str) {
-        self.inner.retry_now(Some(domain));
+        self.inner.cx.queue.retry_now(Some(domain));
     }
 
     /// Stop or resume delivering (`disabled`); queueing goes on.
     pub fn set_disabled(&self, disabled: bool) {
         self.inner.disabled.store(disabled, Ordering::SeqCst);
-        self.inner.wake.notify_one();
+        self.inner.cx.queue.wake.notify_one();
     }
 
     /// Stop starting deliveries and close idle connections. Attempts in progress
     /// finish on their own; queued mail stays on disk for the next start.
     pub fn shutdown(&self) {
         self.inner.stop.send_replace(true);
-        self.inner.wake.notify_one();
+        self.inner.cx.queue.wake.notify_one();
     }
 
     pub fn status(&self) -> Status {
+        let cx = &self.inner.cx;
         Status {
-            scheduled: self.inner.sched().queue.len(),
+            scheduled: cx.queue.len(),
             in_flight: self.inner.in_flight.load(Ordering::SeqCst),
-            fresh_bytes: self.inner.fresh.used(),
-            idle_connections: self.inner.conns.idle(),
+            fresh_bytes: cx.queue.fresh.used(),
+            idle_connections: cx.conns.idle(),
         }
     }
 
     /// Follow what happens to queued mail.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.inner.events.subscribe()
+        self.inner.cx.queue.subscribe()
     }
 
     /// Queue a message generated here (Haraka's `outbound.send_email(from, to,
@@ -281,7 +228,7 @@ impl Outbound {
         message: &[u8],
         notes: Notes,
     ) -> Result<String, OutboundError> {
-        self.inner.send_email(from, to, message, notes).await
+        self.inner.cx.send_email(from, to, message, notes).await
     }
 }
 
@@ -298,7 +245,7 @@ impl OutboundQueue for Outbound {
             if tx.rcpt_to.is_empty() {
                 return Outcome::deny_soft("No recipients for email");
             }
-            let inner = &self.inner;
+            let cx = &self.inner.cx;
             let now = now_ms();
             let mut mail = OutboundMail {
                 id: tx.uuid.clone(),
@@ -313,7 +260,7 @@ impl OutboundQueue for Outbound {
                 attempts: 0,
                 mx: None,
             };
-            let _ = inner
+            let _ = cx
                 .hooks
                 .run(Hook::PreSendTransEmail, &mut mail, &OutboundArgs::None)
                 .await;
@@ -323,7 +270,7 @@ impl OutboundQueue for Outbound {
             let message = enqueue::compose(
                 &tx.message.headers,
                 &tx.message.body,
-                &inner.cfg,
+                &cx.cfg,
                 &tx.uuid,
                 now,
             );
@@ -333,10 +280,10 @@ impl OutboundQueue for Outbound {
                 &mail.rcpt_to,
                 &mail.notes,
                 Arc::from(message),
-                inner.cfg.always_split,
+                cx.cfg.always_split,
                 now,
             );
-            match inner.submit(items).await {
+            match cx.queue.submit(items).await {
                 Ok(_) => Outcome::accept_with("Message Queued"),
                 Err(e) => {
                     tracing::error!(uuid = %tx.uuid, error = %e, "could not queue message");
@@ -347,122 +294,10 @@ impl OutboundQueue for Outbound {
     }
 }
 
-impl Inner {
-    fn sched(&self) -> MutexGuard<'_, Schedule> {
-        self.sched.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn emit(&self, event: Event) {
-        let _ = self.events.send(event);
-    }
-
-    /// Deliver `entry` at `due` (epoch ms). A file already waiting is not added twice.
-    pub(crate) fn schedule(&self, entry: QueueEntry, due: u64) {
-        self.schedule_with(entry, due, None);
-    }
-
-    /// [`Inner::schedule`], with the message in memory for the first attempt.
-    fn schedule_with(&self, entry: QueueEntry, due: u64, fresh: Option<Arc<FreshBody>>) {
-        {
-            let mut s = self.sched();
-            if !s.files.insert(entry.file.clone()) {
-                return;
-            }
-            s.seq += 1;
-            let seq = s.seq;
-            s.queue.insert((due, seq), Scheduled { entry, fresh });
-        }
-        self.wake.notify_one();
-    }
-
-    fn retry_now(&self, domain: Option<&str>) {
-        {
-            let mut s = self.sched();
-            let old = std::mem::take(&mut s.queue);
-            for ((due, seq), e) in old {
-                let hit = domain.is_none_or(|d| e.entry.envelope.domain.eq_ignore_ascii_case(d));
-                s.queue.insert((if hit { 0 } else { due }, seq), e);
-            }
-        }
-        self.wake.notify_one();
-    }
-
-    /// Write items durably and schedule them. Items due now keep their message in
-    /// memory for the first attempt, as far as the budget allows.
-    pub(crate) async fn submit(&self, items: Vec<NewItem>) -> Result<Vec<QueueEntry>, QueueError> {
-        let messages: Vec<(String, Option<Arc<[u8]>>)> = items
-            .iter()
-            .map(|i| {
-                let now = i.next_attempt.is_none();
-                (i.envelope.uuid.clone(), now.then(|| Arc::clone(&i.message)))
-            })
-            .collect();
-        let entries = self.store.put(items).await?;
-        let mut last: Option<Arc<FreshBody>> = None;
-        for (i, e) in entries.iter().enumerate() {
-            self.emit(Event::Queued {
-                id: e.envelope.uuid.clone(),
-                file: e.file.clone(),
-            });
-            let message = messages
-                .get(i)
-                .filter(|(uuid, _)| *uuid == e.envelope.uuid)
-                .and_then(|(_, m)| m.as_ref());
-            let fresh = match (message, &last) {
-                (None, _) => None,
-                (Some(m), Some(f)) if f.is(m) => Some(Arc::clone(f)),
-                (Some(m), _) => {
-                    last = self.fresh.reserve(m);
-                    last.clone()
-                }
-            };
-            self.schedule_with(e.clone(), e.name.next_attempt, fresh);
-        }
-        Ok(entries)
-    }
-
-    pub(crate) async fn send_email(
-        &self,
-        from: Option<Address>,
-        to: Vec<Address>,
-        message: &[u8],
-        notes: Notes,
-    ) -> Result<String, OutboundError> {
-        if to.is_empty() {
-            return Err(OutboundError::Invalid("No recipients for email".into()));
-        }
-        let tuuid = haraka_smtp::ids::uuid_from_bytes(rand::random());
-        let now = now_ms();
-        let message = enqueue::compose_raw(message, &self.cfg, &tuuid, now);
-        let items = enqueue::items(
-            &tuuid,
-            from.as_ref(),
-            &to,
-            &notes,
-            Arc::from(message),
-            self.cfg.always_split,
-            now,
-        );
-        self.submit(items).await?;
-        Ok(tuuid)
-    }
-
-    fn pop_due(&self, now: u64) -> Option<Scheduled> {
-        let mut s = self.sched();
-        let key = *s.queue.keys().next().filter(|(due, _)| *due <= now)?;
-        let due = s.queue.remove(&key)?;
-        s.files.remove(&due.entry.file);
-        Some(due)
-    }
-
-    fn next_due(&self) -> Option<u64> {
-        self.sched().queue.keys().next().map(|(due, _)| *due)
-    }
-}
-
 /// The scheduler: start each due delivery when a slot is free.
 async fn run_scheduler(inner: Arc<Inner>) {
     let mut stop = inner.stop.subscribe();
+    let queue = &inner.cx.queue;
     loop {
         if *stop.borrow() {
             return;
@@ -470,7 +305,7 @@ async fn run_scheduler(inner: Arc<Inner>) {
         let wait = if inner.disabled.load(Ordering::SeqCst) {
             None
         } else {
-            match inner.next_due() {
+            match queue.next_due() {
                 None => None,
                 Some(due) => {
                     let now = now_ms();
@@ -480,11 +315,11 @@ async fn run_scheduler(inner: Arc<Inner>) {
                             _ = stop.changed() => continue,
                         };
                         let Ok(permit) = permit else { return };
-                        if let Some(due) = inner.pop_due(now_ms()) {
+                        if let Some(due) = queue.pop_due(now_ms()) {
                             inner.in_flight.fetch_add(1, Ordering::SeqCst);
                             let inner2 = Arc::clone(&inner);
                             tokio::spawn(async move {
-                                crate::job::supervise(Arc::clone(&inner2), due).await;
+                                job::supervise(Arc::clone(&inner2.cx), due).await;
                                 inner2.in_flight.fetch_sub(1, Ordering::SeqCst);
                                 drop(permit);
                             });
@@ -497,12 +332,12 @@ async fn run_scheduler(inner: Arc<Inner>) {
         };
         match wait {
             None => tokio::select! {
-                _ = inner.wake.notified() => {}
+                _ = queue.wake.notified() => {}
                 _ = stop.changed() => {}
             },
             Some(d) => tokio::select! {
                 _ = tokio::time::sleep(d) => {}
-                _ = inner.wake.notified() => {}
+                _ = queue.wake.notified() => {}
                 _ = stop.changed() => {}
             },
         }

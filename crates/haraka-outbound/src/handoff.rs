@@ -4,7 +4,7 @@
 //! The file stays the source of truth: only the first attempt of a message queued
 //! through [`crate::Outbound`] uses the copy; retries, recovered files and anything
 //! else are loaded from disk. The copies waiting for their attempt share a byte
-//! budget; a message that does not fit is simply read from disk as before.
+//! budget; a message that does not fit is read from its file.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

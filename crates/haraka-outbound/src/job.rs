@@ -5,48 +5,96 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use haraka_plugin_api::{Action, Hook, MxHost, OutboundArgs, OutboundMail};
+use haraka_plugin_api::{Action, Hook, MxHost, OutboundArgs, OutboundHooks, OutboundMail};
 use haraka_queue::{Envelope, NewItem, QueueEntry, QueueError, QueueStore, StoredMessage, now_ms};
-use haraka_smtp::Address;
+use haraka_smtp::{Address, Notes};
 use serde_json::Value;
 
-use crate::RetrySchedule;
-use crate::bounce::{self, BounceInput};
+use crate::bounce::{self, BounceInput, BounceTemplates};
+use crate::config::OutboundConfig;
+use crate::conn_cache::ConnCache;
 use crate::dsn::RcptDsn;
-use crate::engine::{Event, Inner, Scheduled};
+use crate::enqueue;
 use crate::handoff::FreshBody;
 use crate::mx::{self, MxFailure, PluginMx};
+use crate::queue::{Event, Queue, Scheduled};
+use crate::resolver::MxResolver;
 use crate::session::{self, Accepted, SessionOutcome, SessionParams, TlsChoice};
 use crate::util::host_in_list;
+use crate::{OutboundError, RetrySchedule, OutboundTls};
+
+/// What every delivery attempt works with. The engine owns one and hands it to
+/// each attempt; the way back to the engine is [`Context::queue`].
+pub(crate) struct Context {
+    pub cfg: OutboundConfig,
+    pub store: Arc<dyn QueueStore>,
+    /// Where deferred deliveries and bounces are scheduled and events reported.
+    pub queue: Queue,
+    pub resolver: Arc<dyn MxResolver>,
+    pub hooks: Arc<dyn OutboundHooks>,
+    pub tls: OutboundTls,
+    pub templates: BounceTemplates,
+    pub conns: ConnCache,
+}
+
+impl Context {
+    /// Queue a message generated here (Haraka's `outbound.send_email`); returns
+    /// the transaction id once durable.
+    pub(crate) async fn send_email(
+        &self,
+        from: Option<Address>,
+        to: Vec<Address>,
+        message: &[u8],
+        notes: Notes,
+    ) -> Result<String, OutboundError> {
+        if to.is_empty() {
+            return Err(OutboundError::Invalid("No recipients for email".into()));
+        }
+        let tuuid = haraka_smtp::ids::uuid_from_bytes(rand::random());
+        let now = now_ms();
+        let message = enqueue::compose_raw(message, &self.cfg, &tuuid, now);
+        let items = enqueue::items(
+            &tuuid,
+            from.as_ref(),
+            &to,
+            &notes,
+            Arc::from(message),
+            self.cfg.always_split,
+            now,
+        );
+        self.queue.submit(items).await?;
+        Ok(tuuid)
+    }
+}
 
 /// Run one delivery in its own task, so that a panic in it (a plugin bug) costs only
 /// that message a temporary failure; when its retries run out the file is moved aside
 /// instead of bounced (the bounce would run the same plugins again).
-pub(crate) async fn supervise(inner: Arc<Inner>, due: Scheduled) {
+pub(crate) async fn supervise(cx: Arc<Context>, due: Scheduled) {
     let Scheduled { entry, fresh } = due;
-    let task = tokio::spawn(process(Arc::clone(&inner), entry.clone(), fresh));
+    let task = tokio::spawn(process(Arc::clone(&cx), entry.clone(), fresh));
     let Err(e) = task.await else { return };
     let err = format!("delivery task failed: {e}");
     tracing::error!(file = %entry.file, error = %err, "delivery failed unexpectedly");
     let attempts = entry.name.attempts + 1;
-    let Some(delay) = inner.cfg.temp_fail_intervals.delay(attempts) else {
-        quarantine(&inner, &entry.file, &err).await;
+    let Some(delay) = cx.cfg.temp_fail_intervals.delay(attempts) else {
+        quarantine(&cx, &entry.file, &err).await;
         return;
     };
     let next = RetrySchedule::due(now_ms(), delay);
-    let store = Arc::clone(&inner.store);
+    let store = Arc::clone(&cx.store);
     let stale = entry.clone();
     match blocking(move || reschedule_current(&*store, &stale, attempts, next)).await {
         Ok(renamed) => {
-            inner.schedule(renamed, next);
-            inner.emit(Event::Deferred {
+            cx.queue.schedule(renamed, next);
+            cx.queue.emit(Event::Deferred {
                 id: entry.envelope.uuid.clone(),
                 attempts,
                 next_attempt: next,
                 err,
             });
         }
-        Err(e) => inner.emit(Event::Dropped {
+        Err(e) => cx.queue.emit(Event::Dropped {
             id: entry.envelope.uuid.clone(),
             reason: format!("{err}; then: {e}"),
         }),
@@ -98,7 +146,7 @@ async fn blocking<T: Send + 'static>(
 /// One attempt. A first attempt of a message queued here has it in memory
 /// (`fresh`, dropped when the attempt ends whatever its outcome); any other is
 /// loaded from its file.
-async fn process(inner: Arc<Inner>, entry: QueueEntry, fresh: Option<Arc<FreshBody>>) {
+async fn process(cx: Arc<Context>, entry: QueueEntry, fresh: Option<Arc<FreshBody>>) {
     if let Some(fresh) = fresh {
         let mut job = Job {
             mail: mail_of(&entry),
@@ -106,25 +154,25 @@ async fn process(inner: Arc<Inner>, entry: QueueEntry, fresh: Option<Arc<FreshBo
             message: fresh.message(),
             events: Vec::new(),
         };
-        deliver(&inner, &mut job).await;
-        flush(&inner, &mut job);
+        deliver(&cx, &mut job).await;
+        flush(&cx, &mut job);
         return;
     }
-    let store = Arc::clone(&inner.store);
+    let store = Arc::clone(&cx.store);
     let (file, name) = (entry.file.clone(), entry.name.clone());
     let loaded: Result<StoredMessage, QueueError> =
         blocking(move || store.on_current_file(&file, &name, |f| store.load(f))).await;
     let stored = match loaded {
         Ok(s) => s,
         Err(e) if e.is_not_found() => {
-            inner.emit(Event::Dropped {
+            cx.queue.emit(Event::Dropped {
                 id: entry.envelope.uuid.clone(),
                 reason: "queue file vanished".into(),
             });
             return;
         }
         Err(e) if e.is_corrupt() || matches!(e, QueueError::BadName(_)) => {
-            quarantine(&inner, &entry.file, &e.to_string()).await;
+            quarantine(&cx, &entry.file, &e.to_string()).await;
             return;
         }
         Err(e) => {
@@ -139,8 +187,8 @@ async fn process(inner: Arc<Inner>, entry: QueueEntry, fresh: Option<Arc<FreshBo
                 &job.entry.envelope.rcpt_to,
                 &RcptDsn::internal(450, 3, 0, &err),
             );
-            temp_fail(&inner, &mut job, rcpts, err).await;
-            flush(&inner, &mut job);
+            temp_fail(&cx, &mut job, rcpts, err).await;
+            flush(&cx, &mut job);
             return;
         }
     };
@@ -150,24 +198,24 @@ async fn process(inner: Arc<Inner>, entry: QueueEntry, fresh: Option<Arc<FreshBo
         message: Arc::from(stored.message),
         events: Vec::new(),
     };
-    deliver(&inner, &mut job).await;
-    flush(&inner, &mut job);
+    deliver(&cx, &mut job).await;
+    flush(&cx, &mut job);
 }
 
-fn flush(inner: &Inner, job: &mut Job) {
+fn flush(cx: &Context, job: &mut Job) {
     for e in job.events.drain(..) {
-        inner.emit(e);
+        cx.queue.emit(e);
     }
 }
 
-async fn quarantine(inner: &Inner, file: &str, reason: &str) {
+async fn quarantine(cx: &Context, file: &str, reason: &str) {
     tracing::error!(file, reason, "unreadable queue file moved aside");
-    let store = Arc::clone(&inner.store);
+    let store = Arc::clone(&cx.store);
     let f = file.to_owned();
     if let Err(e) = blocking(move || store.quarantine(&f)).await {
         tracing::error!(file, error = %e, "could not move the unreadable queue file aside");
     }
-    inner.emit(Event::Quarantined {
+    cx.queue.emit(Event::Quarantined {
         file: file.to_owned(),
         reason: reason.to_owned(),
     });
@@ -190,8 +238,8 @@ fn with_dsn(rcpts: &[Address], dsn: &RcptDsn) -> Vec<(Address, RcptDsn)> {
     rcpts.iter().map(|a| (a.clone(), dsn.clone())).collect()
 }
 
-async fn deliver(inner: &Inner, job: &mut Job) {
-    let sent = inner
+async fn deliver(cx: &Context, job: &mut Job) {
+    let sent = cx
         .hooks
         .run(Hook::SendEmail, &mut job.mail, &OutboundArgs::None)
         .await;
@@ -203,42 +251,42 @@ async fn deliver(inner: &Inner, job: &mut Job) {
             .unwrap_or(0);
         let next = RetrySchedule::due(now_ms(), Duration::from_secs(secs));
         let attempts = job.entry.name.attempts;
-        reschedule(inner, job, attempts, next, "delayed by send_email".into()).await;
+        reschedule(cx, job, attempts, next, "delayed by send_email".into()).await;
         return;
     }
-    let hosts = match choose_mx(inner, job).await {
+    let hosts = match choose_mx(cx, job).await {
         Ok(h) => h,
         Err(MxFailure::Bounce(err, dsn)) => {
             let rcpts = with_dsn(&job.envelope().rcpt_to, &dsn);
-            bounce(inner, job, rcpts, &err).await;
-            remove(inner, &job.entry).await;
+            bounce(cx, job, rcpts, &err).await;
+            remove(cx, &job.entry).await;
             return;
         }
         Err(MxFailure::TempFail(err, dsn)) => {
             let rcpts = with_dsn(&job.envelope().rcpt_to, &dsn);
-            temp_fail(inner, job, rcpts, err).await;
+            temp_fail(cx, job, rcpts, err).await;
             return;
         }
     };
-    let outcome = try_hosts(inner, job, &hosts).await;
-    finish(inner, job, outcome).await;
+    let outcome = try_hosts(cx, job, &hosts).await;
+    finish(cx, job, outcome).await;
 }
 
-async fn choose_mx(inner: &Inner, job: &mut Job) -> Result<Vec<MxHost>, MxFailure> {
+async fn choose_mx(cx: &Context, job: &mut Job) -> Result<Vec<MxHost>, MxFailure> {
     let args = OutboundArgs::GetMx {
         domain: job.envelope().domain.clone(),
     };
-    let outcome = inner.hooks.run(Hook::GetMx, &mut job.mail, &args).await;
-    match mx::from_plugin(&outcome, &job.mail, inner.cfg.smtp_port) {
+    let outcome = cx.hooks.run(Hook::GetMx, &mut job.mail, &args).await;
+    match mx::from_plugin(&outcome, &job.mail, cx.cfg.smtp_port) {
         PluginMx::Hosts(h) => Ok(h),
         PluginMx::Fail(f) => Err(f),
         PluginMx::Dns => {
             mx::from_dns(
-                &*inner.resolver,
+                &*cx.resolver,
                 &job.envelope().domain,
-                &inner.cfg.me,
-                inner.cfg.local_mx_ok,
-                inner.cfg.smtp_port,
+                &cx.cfg.me,
+                cx.cfg.local_mx_ok,
+                cx.cfg.smtp_port,
             )
             .await
         }
@@ -258,13 +306,13 @@ enum Attempt {
 
 /// Each MX in order, each of its addresses in turn, until one session ends with an
 /// answer about the message.
-async fn try_hosts(inner: &Inner, job: &Job, hosts: &[MxHost]) -> Attempt {
+async fn try_hosts(cx: &Context, job: &Job, hosts: &[MxHost]) -> Attempt {
     let notes = &job.mail.notes;
     let helo = notes
         .get("outbound_helo")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .unwrap_or(&inner.cfg.me)
+        .unwrap_or(&cx.cfg.me)
         .to_owned();
     let bind = notes
         .get("outbound_ip")
@@ -272,9 +320,9 @@ async fn try_hosts(inner: &Inner, job: &Job, hosts: &[MxHost]) -> Attempt {
         .and_then(|s| s.parse::<IpAddr>().ok());
     let domain = job.envelope().domain.clone();
     for mx in hosts {
-        let addrs = mx::addresses(&*inner.resolver, mx, inner.cfg.ipv6_enabled).await;
+        let addrs = mx::addresses(&*cx.resolver, mx, cx.cfg.ipv6_enabled).await;
         for ip in addrs {
-            let mut tls = tls_choice(inner, job, mx, ip, &domain);
+            let mut tls = tls_choice(cx, job, mx, ip, &domain);
             loop {
                 let params = SessionParams {
                     addr: SocketAddr::new(ip, mx.port),
@@ -285,9 +333,9 @@ async fn try_hosts(inner: &Inner, job: &Job, hosts: &[MxHost]) -> Attempt {
                     mail_from: job.envelope().mail_from.as_ref(),
                     rcpts: &job.envelope().rcpt_to,
                     message: &job.message,
-                    timeout: inner.cfg.connect_timeout,
+                    timeout: cx.cfg.connect_timeout,
                 };
-                match session::run_reusing(&params, &inner.conns).await {
+                match session::run_reusing(&params, &cx.conns).await {
                     SessionOutcome::NextAddress(e) => {
                         tracing::info!(id = %job.id(), error = %e, "trying the next address");
                         break;
@@ -326,8 +374,8 @@ async fn try_hosts(inner: &Inner, job: &Job, hosts: &[MxHost]) -> Attempt {
     ))
 }
 
-fn tls_choice(inner: &Inner, job: &Job, mx: &MxHost, ip: IpAddr, domain: &str) -> TlsChoice {
-    let p = &inner.tls;
+fn tls_choice(cx: &Context, job: &Job, mx: &MxHost, ip: IpAddr, domain: &str) -> TlsChoice {
+    let p = &cx.tls;
     let forced = job.envelope().force_tls
         || host_in_list(&p.force_tls_hosts, &mx.exchange)
         || host_in_list(&p.force_tls_hosts, domain);
@@ -338,26 +386,26 @@ fn tls_choice(inner: &Inner, job: &Job, mx: &MxHost, ip: IpAddr, domain: &str) -
         || host_in_list(&p.no_tls_hosts, &mx.exchange)
         || host_in_list(&p.no_tls_hosts, domain);
     match &p.config {
-        Some(cfg) if inner.cfg.enable_tls && !excluded => TlsChoice::Opportunistic(Arc::clone(cfg)),
+        Some(cfg) if cx.cfg.enable_tls && !excluded => TlsChoice::Opportunistic(Arc::clone(cfg)),
         _ => TlsChoice::Off,
     }
 }
 
-async fn finish(inner: &Inner, job: &mut Job, attempt: Attempt) {
+async fn finish(cx: &Context, job: &mut Job, attempt: Attempt) {
     let all = job.envelope().rcpt_to.clone();
     match attempt {
         Attempt::Whole(SessionOutcome::Bounce(err, dsn)) => {
-            bounce(inner, job, with_dsn(&all, &dsn), &err).await;
-            remove(inner, &job.entry).await;
+            bounce(cx, job, with_dsn(&all, &dsn), &err).await;
+            remove(cx, &job.entry).await;
         }
         Attempt::Whole(SessionOutcome::TempFail(err, dsn)) => {
-            temp_fail(inner, job, with_dsn(&all, &dsn), err).await;
+            temp_fail(cx, job, with_dsn(&all, &dsn), err).await;
         }
         Attempt::Whole(other) => {
             // NextAddress / RetryPlain never end the loop; treat as a retry.
             tracing::error!(id = %job.id(), outcome = ?other, "unexpected delivery outcome");
             let dsn = RcptDsn::internal(450, 4, 0, "unexpected delivery outcome");
-            temp_fail(inner, job, with_dsn(&all, &dsn), "delivery failed".into()).await;
+            temp_fail(cx, job, with_dsn(&all, &dsn), "delivery failed".into()).await;
         }
         Attempt::Finished {
             accepted,
@@ -373,24 +421,24 @@ async fn finish(inner: &Inner, job: &mut Job, attempt: Attempt) {
             let deferred = pick(&deferred);
             let bounced = pick(&bounced);
             if let Some((acc, host, ip, port)) = accepted {
-                delivered(inner, job, &ok, acc, host, ip, port).await;
+                delivered(cx, job, &ok, acc, host, ip, port).await;
             }
             let mut keep_file = false;
             if !deferred.is_empty() {
                 let err = format!("Some recipients temp failed: {}", list_of(&deferred));
                 if deferred.len() == all.len() {
-                    temp_fail(inner, job, deferred, err).await;
+                    temp_fail(cx, job, deferred, err).await;
                     keep_file = true;
                 } else {
-                    split_and_defer(inner, job, deferred, err).await;
+                    split_and_defer(cx, job, deferred, err).await;
                 }
             }
             if !bounced.is_empty() {
                 let err = format!("Some recipients failed: {}", list_of(&bounced));
-                bounce(inner, job, bounced, &err).await;
+                bounce(cx, job, bounced, &err).await;
             }
             if !keep_file {
-                remove(inner, &job.entry).await;
+                remove(cx, &job.entry).await;
             }
         }
     }
@@ -405,7 +453,7 @@ fn list_of(rcpts: &[(Address, RcptDsn)]) -> String {
 }
 
 async fn delivered(
-    inner: &Inner,
+    cx: &Context,
     job: &mut Job,
     ok: &[usize],
     acc: Accepted,
@@ -427,7 +475,7 @@ async fn delivered(
         ok_recips,
         secured: acc.secured,
     };
-    let _ = inner.hooks.run(Hook::Delivered, &mut job.mail, &args).await;
+    let _ = cx.hooks.run(Hook::Delivered, &mut job.mail, &args).await;
     job.events.push(Event::Delivered {
         id: job.id(),
         host,
@@ -436,12 +484,7 @@ async fn delivered(
 }
 
 /// Some recipients were deferred, others not: they get a queue file of their own.
-async fn split_and_defer(
-    inner: &Inner,
-    job: &mut Job,
-    rcpts: Vec<(Address, RcptDsn)>,
-    err: String,
-) {
+async fn split_and_defer(cx: &Context, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>, err: String) {
     let mut envelope = job.envelope().clone();
     envelope.rcpt_to = rcpts.iter().map(|(a, _)| a.clone()).collect();
     let item = NewItem {
@@ -450,7 +493,7 @@ async fn split_and_defer(
         attempts: job.entry.name.attempts,
         next_attempt: None,
     };
-    match inner.store.put(vec![item]).await {
+    match cx.store.put(vec![item]).await {
         Ok(mut entries) if !entries.is_empty() => {
             let entry = entries.remove(0);
             let mut split = Job {
@@ -462,7 +505,7 @@ async fn split_and_defer(
                 message: Arc::clone(&job.message),
                 events: Vec::new(),
             };
-            temp_fail(inner, &mut split, rcpts, err).await;
+            temp_fail(cx, &mut split, rcpts, err).await;
             job.events.append(&mut split.events);
         }
         result => {
@@ -474,15 +517,15 @@ async fn split_and_defer(
             let dsn = RcptDsn::internal(450, 3, 0, &msg);
             let rcpts: Vec<(Address, RcptDsn)> =
                 rcpts.into_iter().map(|(a, _)| (a, dsn.clone())).collect();
-            bounce(inner, job, rcpts, &msg).await;
+            bounce(cx, job, rcpts, &msg).await;
         }
     }
 }
 
 /// A temporary failure of `job` (its file is renamed, or bounced when retries ran out).
-async fn temp_fail(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>, err: String) {
+async fn temp_fail(cx: &Context, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>, err: String) {
     let attempts = job.entry.name.attempts + 1;
-    let Some(delay) = inner.cfg.temp_fail_intervals.delay(attempts) else {
+    let Some(delay) = cx.cfg.temp_fail_intervals.delay(attempts) else {
         let rcpts: Vec<(Address, RcptDsn)> = rcpts
             .into_iter()
             .map(|(a, mut d)| {
@@ -490,8 +533,8 @@ async fn temp_fail(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>,
                 (a, d)
             })
             .collect();
-        bounce(inner, job, rcpts, &format!("Too many failures ({err})")).await;
-        remove(inner, &job.entry).await;
+        bounce(cx, job, rcpts, &format!("Too many failures ({err})")).await;
+        remove(cx, &job.entry).await;
         return;
     };
     job.mail.attempts = attempts;
@@ -499,7 +542,7 @@ async fn temp_fail(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>,
         delay_secs: delay.as_secs(),
         err: err.clone(),
     };
-    let answer = inner.hooks.run(Hook::Deferred, &mut job.mail, &args).await;
+    let answer = cx.hooks.run(Hook::Deferred, &mut job.mail, &args).await;
     let delay = match answer.action {
         Action::Cont => delay,
         Action::DenySoft => answer
@@ -510,7 +553,7 @@ async fn temp_fail(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>,
             .unwrap_or(delay),
         other => {
             tracing::info!(id = %job.id(), action = %other, "deferred hook: not deferring; deleting mail");
-            remove(inner, &job.entry).await;
+            remove(cx, &job.entry).await;
             job.events.push(Event::Dropped {
                 id: job.id(),
                 reason: format!("deferred hook answered {other}"),
@@ -519,11 +562,11 @@ async fn temp_fail(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>,
         }
     };
     let next = RetrySchedule::due(now_ms(), delay);
-    reschedule(inner, job, attempts, next, err).await;
+    reschedule(cx, job, attempts, next, err).await;
 }
 
-async fn reschedule(inner: &Inner, job: &mut Job, attempts: u32, next: u64, err: String) {
-    let store = Arc::clone(&inner.store);
+async fn reschedule(cx: &Context, job: &mut Job, attempts: u32, next: u64, err: String) {
+    let store = Arc::clone(&cx.store);
     let entry = job.entry.clone();
     let renamed = blocking(move || reschedule_current(&*store, &entry, attempts, next));
     match renamed.await {
@@ -536,7 +579,7 @@ async fn reschedule(inner: &Inner, job: &mut Job, attempts: u32, next: u64, err:
                 err,
             });
             job.entry = renamed.clone();
-            inner.schedule(renamed, next);
+            cx.queue.schedule(renamed, next);
         }
         Err(e) if e.is_not_found() => {
             job.events.push(Event::Dropped {
@@ -548,15 +591,15 @@ async fn reschedule(inner: &Inner, job: &mut Job, attempts: u32, next: u64, err:
             let msg = format!("Error re-queueing email: {e}");
             let dsn = RcptDsn::internal(450, 3, 0, &msg);
             let rcpts = with_dsn(&job.envelope().rcpt_to.clone(), &dsn);
-            bounce(inner, job, rcpts, &msg).await;
-            remove(inner, &job.entry).await;
+            bounce(cx, job, rcpts, &msg).await;
+            remove(cx, &job.entry).await;
         }
     }
 }
 
 /// A permanent failure for `rcpts`: run the `bounce` hook, then send the DSN to the
 /// sender (never to the null sender). The caller removes the queue file.
-async fn bounce(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>, err: &str) {
+async fn bounce(cx: &Context, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>, err: &str) {
     let mut mail = OutboundMail {
         rcpt_to: rcpts.iter().map(|(a, _)| a.clone()).collect(),
         ..job.mail.clone()
@@ -564,7 +607,7 @@ async fn bounce(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>, er
     let args = OutboundArgs::Bounce {
         err: err.to_owned(),
     };
-    let answer = inner.hooks.run(Hook::Bounce, &mut mail, &args).await;
+    let answer = cx.hooks.run(Hook::Bounce, &mut mail, &args).await;
     if answer.action != Action::Cont {
         tracing::info!(id = %job.id(), action = %answer.action, "bounce hook: not sending a bounce");
         job.events.push(Event::Dropped {
@@ -582,9 +625,9 @@ async fn bounce(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>, er
         return;
     };
     let message = bounce::build(
-        &inner.templates,
+        &cx.templates,
         &BounceInput {
-            me: &inner.cfg.me,
+            me: &cx.cfg.me,
             sender: &sender,
             rcpts: &rcpts,
             reason: err,
@@ -593,7 +636,7 @@ async fn bounce(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>, er
             now_ms: now_ms(),
         },
     );
-    match inner
+    match cx
         .send_email(None, vec![sender], &message, Default::default())
         .await
     {
@@ -615,8 +658,8 @@ async fn bounce(inner: &Inner, job: &mut Job, rcpts: Vec<(Address, RcptDsn)>, er
 }
 
 /// Remove the file of `entry` (the current file, if a queue tool renamed it meanwhile).
-async fn remove(inner: &Inner, entry: &QueueEntry) {
-    let store = Arc::clone(&inner.store);
+async fn remove(cx: &Context, entry: &QueueEntry) {
+    let store = Arc::clone(&cx.store);
     let (f, name) = (entry.file.clone(), entry.name.clone());
     let removed = blocking(move || store.on_current_file(&f, &name, |f| store.remove(f)));
     if let Err(e) = removed.await {

@@ -27,6 +27,7 @@ pub mod enqueue;
 mod handoff;
 mod job;
 pub mod mx;
+mod queue;
 pub mod resolver;
 mod retry;
 pub mod session;
@@ -34,9 +35,9 @@ pub mod util;
 
 pub use bounce::BounceTemplates;
 pub use config::OutboundConfig;
-pub use engine::{Event, Outbound, OutboundBuilder, Status};
+pub use engine::{Outbound, OutboundBuilder, Status};
 pub use haraka_plugin_api::BoxFuture;
-pub use haraka_tls::OutboundTls;
+pub use queue::Event;
 pub use resolver::{HickoryResolver, LookupError, MxRecord, MxResolver, StaticResolver};
 pub use retry::RetrySchedule;
 

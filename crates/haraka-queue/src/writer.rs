@@ -215,7 +215,7 @@ fn commit(
         }
     }
     for (req, result) in batch.into_iter().zip(results) {
-        // A submitter that went away no longer cares; its files stay queued.
+        // A submitter that went away waits for no answer; its files stay queued.
         let _ = req.done.send(result.map(|_| ()));
     }
 }
