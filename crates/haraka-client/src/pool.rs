@@ -276,11 +276,16 @@ impl<K: Hash + Eq + Clone + Send + 'static> Lease<K> {
     }
 
     /// Give a connection back for reuse (between transactions) and free the slot.
-    /// A connection the pool cannot keep is dropped.
+    /// A connection the pool cannot keep is closed in the background (with QUIT
+    /// unless it is broken).
     pub fn release(self, client: SmtpClient) {
         let Lease {
             pool, key, _permit, ..
         } = self;
-        let _ = pool.put(key, client);
+        if let Some(client) = pool.put(key, client)
+            && !client.is_broken()
+        {
+            tokio::spawn(client.quit());
+        }
     }
 }

@@ -436,6 +436,42 @@ async fn pool_reuses_limits_and_expires() {
 }
 
 #[tokio::test]
+async fn an_idle_only_pool_keeps_a_bounded_number_and_quits_expired_connections() {
+    let server = FakeServer::default().start().await.unwrap();
+    let connect = || async {
+        let mut c = SmtpClient::connect(server.addr, &opts(5.0)).await.unwrap();
+        c.ehlo("me").await.unwrap();
+        c
+    };
+    let pool: Arc<Pool<u8>> = Arc::new(Pool::idle_only(1, Duration::from_millis(50)));
+    assert!(pool.keeps_idle());
+    assert!(pool.put(1, connect().await).is_none());
+    // Full: the caller gets the second connection back.
+    assert!(pool.put(2, connect().await).is_some());
+    assert_eq!((pool.idle(), pool.idle_count(&1)), (1, 1));
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let reaper = tokio::spawn({
+        let pool = Arc::clone(&pool);
+        async move { pool.run_reaper(stopped).await }
+    });
+    // Expired, the idle connection is closed politely.
+    server
+        .record
+        .wait_for(|s| {
+            s.first()
+                .is_some_and(|s| s.lines.iter().any(|l| l == "QUIT"))
+        })
+        .await;
+    assert_eq!(pool.idle(), 0);
+    // Once the reaper is stopped, nothing is kept.
+    stop.send_replace(true);
+    reaper.await.unwrap();
+    assert!(pool.put(1, connect().await).is_some());
+    assert!(!Pool::<u8>::idle_only(0, Duration::from_secs(1)).keeps_idle());
+}
+
+#[tokio::test]
 async fn message_then_quit_pipelines_quit_with_the_dot_and_skips_its_reply() {
     // The server never answers QUIT: a client that waited for the 221 would hang
     // until its 5 s timeout.

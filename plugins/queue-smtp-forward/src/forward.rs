@@ -201,7 +201,10 @@ impl Forwarder {
             None => self.connector.connect(plan).await?,
         };
         let result = send(cfg, txn, &mut client).await;
-        finish(lease, client, result)
+        // Back to the pool (the next user sends RSET first), or closed in the
+        // background: the client's answer never waits for housekeeping.
+        lease.release(client);
+        result
     }
 }
 
@@ -338,25 +341,6 @@ async fn send(cfg: &Config, txn: &Transaction, client: &mut SmtpClient) -> Resul
         last = Some(reply);
     }
     last.ok_or_else(|| Error::Invalid("no recipients".into()))
-}
-
-/// Put the connection back in the pool (the next user sends RSET first), or close
-/// it in the background; either way the result is returned at once, so the client's
-/// answer never waits for housekeeping after the backend has accepted the message.
-fn finish(
-    lease: Lease<PoolKey>,
-    client: SmtpClient,
-    result: Result<Reply, Error>,
-) -> Result<Reply, Error> {
-    if client.is_broken() || client.xclient_sent() {
-        drop(lease);
-        if !client.is_broken() {
-            tokio::spawn(client.quit());
-        }
-    } else {
-        lease.release(client);
-    }
-    result
 }
 
 /// `<user@domain>` with the domain lower-cased, no ESMTP parameters (as Haraka).
