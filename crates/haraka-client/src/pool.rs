@@ -29,6 +29,7 @@ use tokio::time::Instant;
 use crate::client::SmtpClient;
 use crate::error::Error;
 
+#[derive(Debug)]
 struct State<K> {
     /// Per key, oldest first. Emptied lists stay (their capacity is reused) until
     /// the reaper passes.
@@ -40,6 +41,7 @@ struct State<K> {
 }
 
 /// Idle connections, and connection slots, per key.
+#[derive(Debug)]
 pub struct Pool<K> {
     max_connections: usize,
     max_idle: usize,
@@ -49,30 +51,13 @@ pub struct Pool<K> {
     changed: Notify,
 }
 
-impl<K> std::fmt::Debug for Pool<K> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool")
-            .field("max_connections", &self.max_connections)
-            .field("max_idle", &self.max_idle)
-            .field("idle_timeout", &self.idle_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
 /// A connection slot for one key, with an idle connection if one was available.
+#[derive(Debug)]
 pub struct Lease<K: Hash + Eq + Clone> {
     pool: Arc<Pool<K>>,
     key: K,
     idle: Option<SmtpClient>,
     _permit: OwnedSemaphorePermit,
-}
-
-impl<K: Hash + Eq + Clone> std::fmt::Debug for Lease<K> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lease")
-            .field("idle", &self.idle)
-            .finish_non_exhaustive()
-    }
 }
 
 impl<K: Hash + Eq + Clone + Send + 'static> Pool<K> {
@@ -269,10 +254,6 @@ impl<K: Hash + Eq + Clone + Send + 'static> Lease<K> {
     /// The idle connection this lease came with, if any (taken once).
     pub fn take_idle(&mut self) -> Option<SmtpClient> {
         self.idle.take()
-    }
-
-    pub fn key(&self) -> &K {
-        &self.key
     }
 
     /// Give a connection back for reuse (between transactions) and free the slot.

@@ -58,7 +58,7 @@ impl OutboundConfig {
             received_header: Some("Haraka outbound".to_owned()),
             connect_timeout: Duration::from_secs(30),
             local_mx_ok: false,
-            temp_fail_intervals: RetrySchedule::default(),
+            temp_fail_intervals: RetrySchedule::doubling(13),
             smtp_port: 25,
             nameservers: Vec::new(),
             fresh_message_budget: crate::handoff::DEFAULT_BUDGET,
@@ -223,7 +223,7 @@ mod tests {
         assert!(c.always_split && !c.enable_tls && c.ipv6_enabled);
         assert_eq!(c.concurrency_max, 7);
         assert_eq!(c.received_header, None);
-        assert_eq!(c.temp_fail_intervals.intervals(), secs(&[5, 5]));
+        assert_eq!(c.temp_fail_intervals, RetrySchedule::new(secs(&[5, 5])));
         assert_eq!(c.smtp_port, 2525);
         assert_eq!(c.nameservers, vec!["127.0.0.1:5300".parse().unwrap()]);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
@@ -235,7 +235,7 @@ mod tests {
         )
         .unwrap();
         let (c, warnings) = OutboundConfig::load(&dir, "mx.test").unwrap();
-        assert_eq!(c.temp_fail_intervals.intervals(), secs(&[64, 128]));
+        assert_eq!(c.temp_fail_intervals, RetrySchedule::new(secs(&[64, 128])));
         assert_eq!(warnings.len(), 1);
         assert!(c.enable_tls);
         assert_eq!(c.received_header.as_deref(), Some("Haraka outbound"));

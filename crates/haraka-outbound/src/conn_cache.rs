@@ -20,7 +20,7 @@ use crate::session::{SessionParams, TlsChoice};
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(2);
 
 /// At most this many idle connections in all (fewer with a lower `concurrency_max`).
-const MAX_IDLE: usize = 1000;
+pub(crate) const MAX_IDLE: usize = 1000;
 
 /// What makes two connections interchangeable.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -59,9 +59,3 @@ impl ConnKey {
 
 /// The idle connections of one engine.
 pub(crate) type ConnCache = Pool<ConnKey>;
-
-/// Keep connections `keep` long, at most `concurrency_max` (and 1000) in all; zero
-/// of either: never.
-pub(crate) fn new(keep: Duration, concurrency_max: usize) -> ConnCache {
-    Pool::idle_only(concurrency_max.min(MAX_IDLE), keep)
-}

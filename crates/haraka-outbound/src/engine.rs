@@ -14,7 +14,7 @@ use tokio::sync::{Semaphore, broadcast, watch};
 
 use crate::bounce::BounceTemplates;
 use crate::config::OutboundConfig;
-use crate::conn_cache;
+use crate::conn_cache::{ConnCache, MAX_IDLE};
 use crate::enqueue;
 use crate::job::{self, Context};
 use crate::queue::{Event, Queue};
@@ -101,7 +101,10 @@ impl OutboundBuilder {
                 in_flight: AtomicUsize::new(0),
                 cx: Arc::new(Context {
                     queue: Queue::new(Arc::clone(&self.store), self.cfg.fresh_message_budget),
-                    conns: conn_cache::new(self.cfg.connection_reuse, self.cfg.concurrency_max),
+                    conns: ConnCache::idle_only(
+                        self.cfg.concurrency_max.min(MAX_IDLE),
+                        self.cfg.connection_reuse,
+                    ),
                     cfg: self.cfg,
                     store: self.store,
                     resolver,

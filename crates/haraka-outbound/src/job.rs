@@ -127,6 +127,14 @@ struct Job {
 }
 
 impl Job {
+    fn new(entry: QueueEntry, message: Arc<[u8]>) -> Job {
+        Job {
+            mail: mail_of(&entry),
+            entry,
+            message,
+            events: Vec::new(),
+        }
+    }
     fn envelope(&self) -> &Envelope {
         &self.entry.envelope
     }
@@ -148,12 +156,7 @@ async fn blocking<T: Send + 'static>(
 /// loaded from its file.
 async fn process(cx: Arc<Context>, entry: QueueEntry, fresh: Option<Arc<FreshBody>>) {
     if let Some(fresh) = fresh {
-        let mut job = Job {
-            mail: mail_of(&entry),
-            entry,
-            message: fresh.message(),
-            events: Vec::new(),
-        };
+        let mut job = Job::new(entry, fresh.message());
         deliver(&cx, &mut job).await;
         flush(&cx, &mut job);
         return;
@@ -177,12 +180,7 @@ async fn process(cx: Arc<Context>, entry: QueueEntry, fresh: Option<Arc<FreshBod
         }
         Err(e) => {
             let err = format!("Error reading queue file {}: {e}", entry.file);
-            let mut job = Job {
-                mail: mail_of(&entry),
-                entry,
-                message: Arc::from(&b""[..]),
-                events: Vec::new(),
-            };
+            let mut job = Job::new(entry, Arc::from(&b""[..]));
             let rcpts = with_dsn(
                 &job.entry.envelope.rcpt_to,
                 &RcptDsn::internal(450, 3, 0, &err),
@@ -192,12 +190,7 @@ async fn process(cx: Arc<Context>, entry: QueueEntry, fresh: Option<Arc<FreshBod
             return;
         }
     };
-    let mut job = Job {
-        mail: mail_of(&stored.entry),
-        entry: stored.entry,
-        message: Arc::from(stored.message),
-        events: Vec::new(),
-    };
+    let mut job = Job::new(stored.entry, Arc::from(stored.message));
     deliver(&cx, &mut job).await;
     flush(&cx, &mut job);
 }

@@ -10,13 +10,6 @@ pub struct RetrySchedule {
     intervals: Vec<Duration>,
 }
 
-impl Default for RetrySchedule {
-    /// Haraka's default: `maxTempFailures` = 13.
-    fn default() -> RetrySchedule {
-        RetrySchedule::doubling(13)
-    }
-}
-
 impl RetrySchedule {
     pub fn new(intervals: Vec<Duration>) -> RetrySchedule {
         RetrySchedule { intervals }
@@ -41,15 +34,13 @@ impl RetrySchedule {
         warn: impl FnOnce(String),
     ) -> RetrySchedule {
         match intervals.map(RetrySchedule::parse) {
-            None => RetrySchedule::doubling(max_temp_failures),
-            Some(Ok(s)) => s,
-            Some(Err(e)) => {
-                warn(format!(
-                    "temp_fail_intervals syntax error: {e}; using the default schedule"
-                ));
-                RetrySchedule::doubling(max_temp_failures)
-            }
+            Some(Ok(schedule)) => return schedule,
+            Some(Err(e)) => warn(format!(
+                "temp_fail_intervals syntax error: {e}; using the default schedule"
+            )),
+            None => {}
         }
+        RetrySchedule::doubling(max_temp_failures)
     }
 
     /// Parse `1m, 5m*2, 1h*3` (units `s m h d`, `*N` repeats, each value ≥ 5 s) or
@@ -110,10 +101,6 @@ impl RetrySchedule {
         Ok(RetrySchedule::new(out))
     }
 
-    pub fn intervals(&self) -> &[Duration] {
-        &self.intervals
-    }
-
     /// The wait after temporary failure number `failures` (1 for the first), or
     /// `None` when the retries ran out and the message bounces.
     pub fn delay(&self, failures: u32) -> Option<Duration> {
@@ -148,7 +135,7 @@ mod tests {
         ];
         for (text, want) in ok {
             assert_eq!(
-                RetrySchedule::parse(text).unwrap().intervals(),
+                RetrySchedule::parse(text).unwrap().intervals,
                 want,
                 "{text}"
             );
@@ -162,12 +149,11 @@ mod tests {
 
     #[test]
     fn default_schedule_is_haraka_s() {
-        let d = RetrySchedule::doubling(13);
-        let d = d.intervals();
+        let d = RetrySchedule::doubling(13).intervals;
         assert_eq!(d.len(), 12);
         assert_eq!(d[0], Duration::from_secs(64));
         assert_eq!(d[11], Duration::from_secs(131072));
-        assert!(RetrySchedule::doubling(1).intervals().is_empty());
+        assert!(RetrySchedule::doubling(1).intervals.is_empty());
     }
 
     #[test]
