@@ -2,7 +2,7 @@
 //!
 //! Owns: turning a relayed message into durable queue items (one per recipient domain,
 //! `always_split` honoured, `Received` / `Message-Id` / `Date` as Haraka adds them),
-//! the scheduler (`concurrency_max`, Haraka's retry schedule, SIGHUP-style
+//! the scheduler (`concurrency_max`, Haraka's [`RetrySchedule`], SIGHUP-style
 //! "retry now"), MX selection (the `get_mx` hook, DNS MX, implicit MX, null MX,
 //! loop protection, preference order and fallback) behind the [`MxResolver`] trait,
 //! the SMTP session through `haraka-client` (EHLO/HELO, STARTTLS policy, pipelined

@@ -1,7 +1,7 @@
 //! One SMTP session to one address (Haraka's `try_deliver_host_on_socket`): greeting,
 //! EHLO (HELO fallback), STARTTLS by policy, MAIL, RCPT (pipelined when offered),
 //! DATA, QUIT — and what its outcome means for the queued message. A connection
-//! that delivered a message may instead wait in the [`ConnCache`] for the next one.
+//! that delivered a message may instead wait in a [`haraka_client::Pool`] for the next one.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
