@@ -21,7 +21,7 @@ use crate::queue::{Event, Queue, Scheduled};
 use crate::resolver::MxResolver;
 use crate::session::{self, Accepted, SessionOutcome, SessionParams, TlsChoice};
 use crate::util::host_in_list;
-use crate::{OutboundError, RetrySchedule, OutboundTls};
+use crate::{OutboundError, OutboundTls, RetrySchedule};
 
 /// What every delivery attempt works with. The engine owns one and hands it to
 /// each attempt; the way back to the engine is [`Context::queue`].

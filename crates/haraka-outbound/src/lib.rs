@@ -37,6 +37,7 @@ pub use bounce::BounceTemplates;
 pub use config::OutboundConfig;
 pub use engine::{Outbound, OutboundBuilder, Status};
 pub use haraka_plugin_api::BoxFuture;
+pub use haraka_tls::OutboundTls;
 pub use queue::Event;
 pub use resolver::{HickoryResolver, LookupError, MxRecord, MxResolver, StaticResolver};
 pub use retry::RetrySchedule;

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use haraka_outbound::{Event, Outbound, OutboundConfig, RetrySchedule, StaticResolver, OutboundTls};
+use haraka_outbound::{
+    Event, Outbound, OutboundConfig, OutboundTls, RetrySchedule, StaticResolver,
+};
 use haraka_plugin_api::{
     BoxFuture, Connection, Hook, Local, MxHost, OutboundArgs, OutboundHooks, OutboundMail, Outcome,
     Remote, Transaction,
