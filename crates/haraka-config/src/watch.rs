@@ -120,6 +120,11 @@ impl<T: Send + Sync + 'static> Watched<T> {
         self.lock().paths.clone()
     }
 
+    /// The first file being watched (the file of a value read from one file).
+    pub fn path(&self) -> PathBuf {
+        self.lock().paths.first().cloned().unwrap_or_default()
+    }
+
     fn check(&self, st: &mut State<T>) -> bool {
         st.checked = Instant::now();
         let now: Vec<Option<Stamp>> = st.paths.iter().map(|p| stamp(p)).collect();

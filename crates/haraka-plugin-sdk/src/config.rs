@@ -1,109 +1,58 @@
 //! Config files that reload when they change on disk.
 //!
 //! Read with the same reader as the built-in plugins (`haraka-config`, compiled into
-//! the plugin). [`Watched::get`] looks at the file's modification time, size and
-//! inode and reads it again when any of them changed; a reload that fails keeps the
-//! previous value and logs why.
+//! the plugin) and watched by the same [`Watched`]: [`Watched::get`] looks at the
+//! file's modification time, size and inode and reads it again when any of them
+//! changed; a reload that fails keeps the previous value and logs why. A plugin's
+//! files are checked on every `get` (one `stat`), so an edit is seen by the next hook.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::Duration;
 
-use haraka_config::{ConfigDir, ConfigErrors, Ini};
-
-/// What identifies one version of a file (`None`: the file does not exist).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp(Option<(SystemTime, u64, u64)>);
-
-fn stamp(path: &std::path::Path) -> Stamp {
-    Stamp(std::fs::metadata(path).ok().map(|m| {
-        #[cfg(unix)]
-        let ino = std::os::unix::fs::MetadataExt::ino(&m);
-        #[cfg(not(unix))]
-        let ino = 0;
-        (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len(), ino)
-    }))
-}
-
-type Loader<T> = fn(&ConfigDir, &str) -> Result<T, ConfigErrors>;
-
-/// A config file and its last good value.
-pub struct Watched<T> {
-    dir: ConfigDir,
-    name: String,
-    path: PathBuf,
-    load: Loader<T>,
-    state: Mutex<(Stamp, Arc<T>)>,
-}
-
-impl<T> std::fmt::Debug for Watched<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watched").field("path", &self.path).finish()
-    }
-}
-
-impl<T> Watched<T> {
-    /// Reads `name` now with `load`; an error here is a start-up error.
-    pub fn new(dir: &ConfigDir, name: &str, load: Loader<T>) -> Result<Watched<T>, ConfigErrors> {
-        let path = dir.path(name);
-        let first = stamp(&path);
-        let value = load(dir, name)?;
-        Ok(Watched {
-            dir: dir.clone(),
-            name: name.to_owned(),
-            path,
-            load,
-            state: Mutex::new((first, Arc::new(value))),
-        })
-    }
-
-    /// The current value, re-read first if the file changed.
-    pub fn get(&self) -> Arc<T> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let now = stamp(&self.path);
-        if now != state.0 {
-            match (self.load)(&self.dir, &self.name) {
-                Ok(value) => {
-                    tracing::info!("reloaded {}", self.path.display());
-                    *state = (now, Arc::new(value));
-                }
-                Err(e) => {
-                    tracing::warn!("keeping the previous {}: {e}", self.path.display());
-                    state.0 = now;
-                }
-            }
-        }
-        state.1.clone()
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
-    }
-}
-
-fn load_ini(dir: &ConfigDir, name: &str) -> Result<Ini, ConfigErrors> {
-    dir.ini(name)
-}
-
-fn load_list(dir: &ConfigDir, name: &str) -> Result<Vec<String>, ConfigErrors> {
-    Ok(dir.list(name))
-}
+pub use haraka_config::Watched;
+use haraka_config::{Booleans, ConfigDir, ConfigErrors, Ini};
 
 /// An ini file under the config directory (`<name>` with its `.ini`).
 pub fn ini(dir: &ConfigDir, name: &str) -> Result<Watched<Ini>, ConfigErrors> {
-    Watched::new(dir, name, load_ini)
+    ini_with_booleans(dir, name, &[])
+}
+
+/// An ini file with Haraka's `booleans` option (`this.config.get(name, {booleans:
+/// [...]})`): each declaration is `[+|-][SECTION.]KEY`; no section means `main`, `*`
+/// as the section means the key in any section, a `+` makes the default `true` and a
+/// `-` (or nothing) `false`. Declared keys read as `true`/`false` and are always
+/// present, e.g. `&["+main.enabled", "-main.strict", "*.tls"]`.
+pub fn ini_with_booleans(
+    dir: &ConfigDir,
+    name: &str,
+    booleans: &[&str],
+) -> Result<Watched<Ini>, ConfigErrors> {
+    let (d, n, booleans) = (dir.clone(), name.to_owned(), Booleans::new(booleans));
+    watch(dir.path(name), move || {
+        let mut ini = d.ini(&n)?;
+        booleans.apply(&mut ini);
+        Ok(ini)
+    })
 }
 
 /// A list file (one entry per line).
 pub fn list(dir: &ConfigDir, name: &str) -> Result<Watched<Vec<String>>, ConfigErrors> {
-    Watched::new(dir, name, load_list)
+    let (d, n) = (dir.clone(), name.to_owned());
+    watch(dir.path(name), move || Ok(d.list(&n)))
+}
+
+fn watch<T: Send + Sync + 'static>(
+    path: PathBuf,
+    load: impl Fn() -> Result<T, ConfigErrors> + Send + Sync + 'static,
+) -> Result<Watched<T>, ConfigErrors> {
+    Ok(Watched::new(vec![path], load)?.with_interval(Duration::ZERO))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn rereads_when_the_file_changes_and_keeps_the_value_otherwise() {
@@ -136,5 +85,39 @@ mod tests {
         let watched = ini(&dir, "x.ini").unwrap();
         assert!(!watched.get().get_bool("main", "reject", true));
         assert_eq!(watched.path(), dir.path("x.ini"));
+    }
+
+    #[test]
+    fn declared_booleans_as_haraka_config_get_has_them() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("config")).unwrap();
+        std::fs::write(
+            root.path().join("config/x.ini"),
+            "strict=yes\nx=maybe\n[a]\ntls=on\n[b]\ntls=0\n",
+        )
+        .unwrap();
+        let dir = ConfigDir::open(root.path()).unwrap();
+        let watched = ini_with_booleans(
+            &dir,
+            "x.ini",
+            &["+main.enabled", "-main.strict", "main.x", "*.tls"],
+        )
+        .unwrap();
+        let ini = watched.get();
+        let got: Vec<Option<&str>> = [("main", "enabled"), ("main", "strict"), ("main", "x")]
+            .iter()
+            .chain(&[("a", "tls"), ("b", "tls")])
+            .map(|(s, k)| ini.get(s, k))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Some("true"),
+                Some("true"),
+                Some("false"),
+                Some("true"),
+                Some("false")
+            ]
+        );
     }
 }
