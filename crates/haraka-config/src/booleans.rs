@@ -36,25 +36,6 @@ pub const TLS_INI: &[&str] = &[
     "-main.mutual_tls",
 ];
 
-/// `smtp_forward.ini` (Haraka 3.0.0 `plugins/queue/smtp_forward.js`).
-pub const SMTP_FORWARD_INI: &[&str] = &[
-    "-main.enable_tls",
-    "-main.enable_outbound",
-    "main.one_message_per_rcpt",
-    "-main.check_sender",
-    "-main.check_recipient",
-    "*.enable_tls",
-    "*.enable_outbound",
-];
-
-/// `relay.ini` (Haraka 3.0.0 `plugins/relay.js`).
-pub const RELAY_INI: &[&str] = &[
-    "+relay.acl",
-    "+relay.force_routing",
-    "-relay.all",
-    "-relay.dest_domains",
-];
-
 /// `outbound.ini` (Haraka 3.0.0 `outbound/config.js`).
 pub const OUTBOUND_INI: &[&str] = &[
     "-disabled",
@@ -66,9 +47,6 @@ pub const OUTBOUND_INI: &[&str] = &[
 
 /// `log.ini` (Haraka 3.0.0 `logger.js`).
 pub const LOG_INI: &[&str] = &["+main.timestamps"];
-
-/// The seed's `xclient.ini` (no Haraka file; see seed-layout §5 #6–#8).
-pub const XCLIENT_INI: &[&str] = &["+main.enabled", "+main.forward"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Decl {

@@ -1,4 +1,4 @@
-//! The core flat files of Haraka 3.0.0 (config.md §8, §10), typed.
+//! The core flat files of Haraka 3.0.0 (see `docs/configuration.md`, "Core flat files"), typed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,9 +1,10 @@
 //! Locating and reading config files under a `-c ROOT`.
 //!
-//! The real layout is `ROOT/config/`. The seed's flat layout (`ROOT` itself, when
+//! The real layout is `ROOT/config/`. The flat layout (`ROOT` itself, when
 //! `ROOT/config` is not a directory and `ROOT` holds config files) and the other
-//! aliases of seed-layout §5 are consulted only where real Haraka finds nothing;
-//! each alias used is logged once and listed by [`ConfigDir::aliases_used`].
+//! compatibility aliases (see `docs/configuration.md`) are consulted only where real
+//! Haraka finds nothing; each alias used is logged once and listed by
+//! [`ConfigDir::aliases_used`].
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::booleans::Booleans;
 use crate::flat::{parse_data, parse_list};
 use crate::ini::{Ini, IniValue};
+use crate::plugin::{PluginLayout, PluginSwitch};
 use crate::text::decode;
 use crate::{ConfigErrors, Diag};
 
@@ -30,7 +32,7 @@ pub struct PluginEntry {
 pub enum Layout {
     /// `ROOT/config/` (Haraka's).
     Real,
-    /// `ROOT` itself (the seed's; seed-layout §5 #1).
+    /// `ROOT` itself (the flat layout).
     Flat,
 }
 
@@ -46,8 +48,11 @@ struct Inner {
     root: PathBuf,
     dir: PathBuf,
     layout: Layout,
-    /// `ROOT/config` when it is a regular file (the seed's `[server]`/`[plugins]`).
-    seed_config: Option<Ini>,
+    /// `ROOT/config` when it is a regular file (the flat layout's `[server]` and
+    /// `[plugins]`).
+    flat_config: Option<Ini>,
+    /// The plugins' declared switches (see [`PluginLayout`]).
+    switches: Vec<PluginSwitch>,
     state: Mutex<State>,
 }
 
@@ -57,22 +62,26 @@ struct State {
     aliases: Vec<String>,
 }
 
-/// Names whose presence directly in `ROOT` marks the flat layout.
+/// Core names whose presence directly in `ROOT` marks the flat layout (plugins
+/// declare theirs in [`PluginLayout::flat_markers`]).
 const FLAT_MARKERS: &[&str] = &[
     "smtp.ini",
     "smtp.json",
     "smtp.yaml",
     "plugins",
     "me",
-    "host_list",
     "databytes",
-    "relay_acl_allow",
-    "xclient.hosts",
 ];
 
 impl ConfigDir {
-    /// Open `root` (the `-c` argument).
+    /// Open `root` (the `-c` argument), with no plugin declarations.
     pub fn open(root: &Path) -> Result<ConfigDir, ConfigErrors> {
+        ConfigDir::open_with(root, &[])
+    }
+
+    /// Open `root` with the declarations of the plugins that may be listed: their
+    /// files mark the flat layout, their switches apply to [`ConfigDir::plugins`].
+    pub fn open_with(root: &Path, plugins: &[PluginLayout]) -> Result<ConfigDir, ConfigErrors> {
         if !root.is_dir() {
             return Err(ConfigErrors(vec![Diag {
                 file: root.to_owned(),
@@ -81,7 +90,10 @@ impl ConfigDir {
             }]));
         }
         let real = root.join("config");
-        let layout = if real.is_dir() || !looks_flat(root) {
+        let markers = FLAT_MARKERS
+            .iter()
+            .chain(plugins.iter().flat_map(|p| p.flat_markers));
+        let layout = if real.is_dir() || !looks_flat(root, markers) {
             Layout::Real
         } else {
             Layout::Flat
@@ -91,7 +103,7 @@ impl ConfigDir {
             Layout::Flat => root.to_owned(),
         };
         let mut diags = Vec::new();
-        let seed_config = if real.is_file() {
+        let flat_config = if real.is_file() {
             let ini = match std::fs::read(&real) {
                 Ok(bytes) => Ini::parse(&real, &decode(&bytes).0, &mut diags),
                 Err(e) => {
@@ -116,18 +128,19 @@ impl ConfigDir {
                 root: root.to_owned(),
                 dir,
                 layout,
-                seed_config,
+                flat_config,
+                switches: plugins.iter().filter_map(|p| p.switch).collect(),
                 state: Mutex::new(State::default()),
             }),
         };
         if layout == Layout::Flat {
             cd.alias(format!(
-                "seed-compat: using {} as {} (flat layout)",
+                "using {} as {} (flat layout)",
                 root.display(),
                 real.display()
             ));
         }
-        if cd.inner.seed_config.is_some() {
+        if cd.inner.flat_config.is_some() {
             cd.mark_read(&real);
         }
         if diags.is_empty() {
@@ -147,7 +160,7 @@ impl ConfigDir {
         &self.inner.dir
     }
 
-    /// Real Haraka layout or the seed's flat one.
+    /// Real Haraka layout or the flat one.
     pub fn layout(&self) -> Layout {
         self.inner.layout
     }
@@ -180,7 +193,7 @@ impl ConfigDir {
         st.read.insert(path.to_owned());
     }
 
-    /// Every alias used so far, as logged ("seed-compat: using X as Y").
+    /// Every alias used so far, as logged ("compatibility alias: using X as Y").
     pub fn aliases_used(&self) -> Vec<String> {
         self.state().aliases.clone()
     }
@@ -210,19 +223,6 @@ impl ConfigDir {
     /// An ini file; a missing file is an empty one with a `main` section. Invalid
     /// lines are errors with file:line.
     pub fn ini(&self, name: &str) -> Result<Ini, ConfigErrors> {
-        self.ini_with(name, &[])
-    }
-
-    /// An ini file with declared booleans (`["+main.x", "-main.y", "*.z"]`, see
-    /// [`Booleans`]): declared keys read as `true`/`false` and are always present.
-    pub fn ini_with(&self, name: &str, booleans: &[&str]) -> Result<Ini, ConfigErrors> {
-        let mut ini = self.raw_ini(name)?;
-        Booleans::new(booleans).apply(&mut ini);
-        Ok(ini)
-    }
-
-    /// The ini file as written plus the seed aliases, before booleans.
-    pub(crate) fn raw_ini(&self, name: &str) -> Result<Ini, ConfigErrors> {
         let path = self.resolve_ini(name);
         let mut diags = Vec::new();
         let mut ini = match self.read_text(&path) {
@@ -241,6 +241,14 @@ impl ConfigDir {
         }
     }
 
+    /// An ini file with declared booleans (`["+main.x", "-main.y", "*.z"]`, see
+    /// [`Booleans`]): declared keys read as `true`/`false` and are always present.
+    pub fn ini_with(&self, name: &str, booleans: &[&str]) -> Result<Ini, ConfigErrors> {
+        let mut ini = self.ini(name)?;
+        Booleans::new(booleans).apply(&mut ini);
+        Ok(ini)
+    }
+
     /// A list file: one entry per line, `#`/`;` comment lines and blank lines
     /// dropped, entries trimmed. A missing file is empty.
     pub fn list(&self, name: &str) -> Vec<String> {
@@ -252,7 +260,11 @@ impl ConfigDir {
 
     /// A list file with the file and line of each entry.
     pub fn list_entries(&self, name: &str) -> Vec<IniValue> {
-        let path = self.resolve_list(name);
+        self.list_entries_at(self.path(name))
+    }
+
+    /// The entries of the list file at `path` (`me` falls back to the OS hostname).
+    pub(crate) fn list_entries_at(&self, path: PathBuf) -> Vec<IniValue> {
         let text = match self.read_text(&path) {
             Ok(t) => t.unwrap_or_default(),
             Err(d) => {
@@ -268,7 +280,7 @@ impl ConfigDir {
                 line: l.line,
             })
             .collect();
-        if out.is_empty() && is_me(name) {
+        if out.is_empty() && is_me(&path) {
             out.push(IniValue {
                 value: Some(crate::core::hostname()),
                 file: path,
@@ -306,12 +318,19 @@ impl ConfigDir {
         read_file(&path).map_err(|d| ConfigErrors(vec![d]))
     }
 
-    pub(crate) fn seed_config(&self) -> Option<&Ini> {
-        self.inner.seed_config.as_ref()
+    pub(crate) fn flat_config(&self) -> Option<&Ini> {
+        self.inner.flat_config.as_ref()
     }
 
-    /// Log an alias once and remember it.
-    pub(crate) fn alias(&self, message: String) {
+    pub(crate) fn switches(&self) -> &[PluginSwitch] {
+        &self.inner.switches
+    }
+
+    /// Log a compatibility alias once and remember it for
+    /// [`ConfigDir::aliases_used`]; `message` says what was used as what
+    /// ("using X as Y").
+    pub fn alias(&self, message: String) {
+        let message = format!("compatibility alias: {message}");
         let mut st = self.state();
         if !st.aliases.contains(&message) {
             tracing::info!("{message}");
@@ -319,8 +338,8 @@ impl ConfigDir {
         }
     }
 
-    /// `name` in the config dir, else (for a plain `*.ini` name) `ROOT/plugins/name`
-    /// (seed-layout §5 #5).
+    /// `name` in the config dir, else (for a plain `*.ini` name) `ROOT/plugins/name`,
+    /// the flat layout's home for plugin ini files.
     fn resolve_ini(&self, name: &str) -> PathBuf {
         let p = self.path(name);
         if p.is_file() || !is_plain_name(name) || !name.ends_with(".ini") {
@@ -329,11 +348,7 @@ impl ConfigDir {
         let alt = self.inner.root.join("plugins").join(name);
         if alt.is_file() {
             self.mark_read(&alt);
-            self.alias(format!(
-                "seed-compat: using {} as {}",
-                alt.display(),
-                p.display()
-            ));
+            self.alias(format!("using {} as {}", alt.display(), p.display()));
             return alt;
         }
         p
@@ -400,8 +415,8 @@ fn read_file(path: &Path) -> Result<Option<Vec<u8>>, Diag> {
     }
 }
 
-fn is_me(name: &str) -> bool {
-    Path::new(name).file_name().is_some_and(|f| f == "me")
+fn is_me(path: &Path) -> bool {
+    path.file_name().is_some_and(|f| f == "me")
 }
 
 /// A single normal path component (no `/`, no `..`).
@@ -410,11 +425,11 @@ pub(crate) fn is_plain_name(name: &str) -> bool {
     matches!((c.next(), c.next()), (Some(Component::Normal(_)), None))
 }
 
-fn looks_flat(root: &Path) -> bool {
+fn looks_flat<'a>(root: &Path, mut markers: impl Iterator<Item = &'a &'a str>) -> bool {
     if root.join("config").is_file() {
         return true;
     }
-    if FLAT_MARKERS.iter().any(|n| root.join(n).is_file()) {
+    if markers.any(|n| root.join(n).is_file()) {
         return true;
     }
     regular_files(root)

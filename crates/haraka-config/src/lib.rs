@@ -1,37 +1,38 @@
 //! Haraka's configuration dialect.
 //!
 //! Owns: locating the config directory of a `-c ROOT` (real Haraka layout and the
-//! seed's flat layout with its aliases), reading ini / list / value / data files
-//! exactly as haraka-config does (implicit `[main]`, `key[]` arrays, declared
-//! booleans, no quote processing, last duplicate wins), Haraka's shipped plugin
-//! defaults, the typed core settings (`smtp.ini`, the flat files), collecting every
-//! problem with its file and line, and reloading values when files change.
+//! flat layout with its compatibility aliases), reading ini / list / value / data
+//! files exactly as haraka-config does (implicit `[main]`, `key[]` arrays, declared
+//! booleans, no quote processing, last duplicate wins), the mechanism by which a
+//! plugin declares its files (shipped defaults, booleans, aliases), the typed core
+//! settings (`smtp.ini`, the flat files), collecting every problem with its file and
+//! line, and reloading values when files change.
 //!
-//! It must never panic on file content (any bytes, non-UTF-8 included) and never
-//! silently ignore a file it was asked for: missing files are empty (as in Haraka),
+//! It must never panic on file content (any bytes, non-UTF-8 included), never name
+//! a plugin or a plugin's file, and never silently ignore a file it was asked for: missing files are empty (as in Haraka),
 //! broken lines and bad values are [`Diag`]nostics. It does no network IO and
 //! starts no threads or tasks.
 
 pub mod booleans;
+mod compat;
 mod core;
-mod defaults;
 mod dir;
 mod flat;
 mod ini;
 mod net;
-mod seed;
+mod plugin;
 mod smtp_ini;
 mod text;
 mod watch;
 
 pub use booleans::Booleans;
+pub use compat::normalize_plugin_name;
 pub use core::{CoreConfig, DEFAULT_DATABYTES, hostname};
-pub use defaults::{SHIPPED, Shipped, shipped};
 pub use dir::{ConfigDir, Layout, PluginEntry};
 pub use flat::{FlatLine, parse_data, parse_list};
 pub use ini::{Ini, IniValue, Scalar, Section, is_float, is_integer};
 pub use net::parse_ip_net;
-pub use seed::normalize_plugin_name;
+pub use plugin::{IniFixup, IniSpec, ListAlias, ListSpec, PluginLayout, PluginSwitch};
 pub use smtp_ini::{
     DEFAULT_LISTEN, HeadersIni, ListenAddr, Nodes, SmtpIni, SmtpLegacy, parse_listen,
 };

@@ -1,4 +1,4 @@
-//! Address lists (`relay_acl_allow`, `xclient.hosts`, ...): one address or range
+//! Address lists (a relay ACL, trusted clients, ...): one address or range
 //! per entry.
 
 use std::net::IpAddr;

@@ -1,4 +1,4 @@
-//! `smtp.ini`, typed (config.md §9; Haraka 3.0.0 `server.js` `load_smtp_ini`).
+//! `smtp.ini`, typed (see `docs/configuration.md`; Haraka 3.0.0 `server.js` `load_smtp_ini`).
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -249,7 +249,7 @@ pub struct SmtpLegacy {
 }
 
 impl ConfigDir {
-    /// `smtp.ini` typed, with the seed `config [server]` fallback. Every bad value
+    /// `smtp.ini` typed, with the flat layout's `config [server]` fallback. Every bad value
     /// is reported with file:line; unknown keys are warned.
     pub fn smtp_ini(&self) -> Result<SmtpIni, ConfigErrors> {
         let ini = self.ini_with("smtp.ini", SMTP_INI)?;

@@ -22,7 +22,7 @@ pub struct App {
 /// Load `root`; on failure every problem found is returned, each naming its file
 /// (and line where there is one).
 pub fn load(root: &Path) -> Result<App, Vec<String>> {
-    let config = ConfigDir::open(root).map_err(|e| diags(&e.0))?;
+    let config = ConfigDir::open_with(root, registry::LAYOUTS).map_err(|e| diags(&e.0))?;
     let mut errors: Vec<String> = Vec::new();
     let settings = match settings::load(&config) {
         Ok(s) => Some(s),
@@ -94,7 +94,7 @@ fn create_plugin(name: &str, config: &ConfigDir) -> Result<Arc<dyn Plugin>, Stri
             let own = haraka_plugin_host::plugin_name(name);
             for file in [format!("{own}.ini"), own.clone(), format!("{own}.timeout")] {
                 config.mark_read(&config.path(&file));
-                // The seed layout's home for plugin ini files.
+                // The flat layout's home for plugin ini files.
                 config.mark_read(&config.root().join("plugins").join(&file));
             }
             haraka_plugin_host::load(name, config.root(), config).map_err(|e| e.to_string())

@@ -56,7 +56,8 @@ pub async fn start_outbound(app: &App) -> anyhow::Result<Option<OutboundHandle>>
 }
 
 fn queue_dir(root: &Path) -> anyhow::Result<PathBuf> {
-    let cfg = ConfigDir::open(root).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg =
+        ConfigDir::open_with(root, crate::registry::LAYOUTS).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(haraka_queue::resolve_queue_dir(
         cfg.root(),
         cfg.value("queue_dir").as_deref(),

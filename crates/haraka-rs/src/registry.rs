@@ -1,5 +1,6 @@
 //! The built-in plugins, by the names Haraka users write in `config/plugins`.
 
+use haraka_config::PluginLayout;
 use haraka_plugin_api::PluginFactory;
 
 /// `(name, factory, what it does)` for every built-in plugin.
@@ -39,6 +40,14 @@ pub const BUILTINS: &[(&str, PluginFactory, &str)] = &[
         haraka_plugin_queue_file::factory,
         "alias of queue/file",
     ),
+];
+
+/// What the built-in plugins declare to the config layer when a root is opened
+/// (their flat-layout markers and plugin-list switches).
+pub const LAYOUTS: &[PluginLayout] = &[
+    haraka_plugin_xclient::LAYOUT,
+    haraka_plugin_rcpt_to_in_host_list::lists::LAYOUT,
+    haraka_plugin_relay::config::LAYOUT,
 ];
 
 /// The factory of the built-in named `name`.

@@ -31,7 +31,7 @@ pub fn check(root: &Path) -> ExitCode {
         Ok(app) => {
             println!("config: {}", app.config.config_dir().display());
             for alias in app.config.aliases_used() {
-                println!("alias: {alias}");
+                println!("{alias}");
             }
             println!(
                 "plugins: {}",
@@ -111,7 +111,7 @@ fn load_or_report(root: &Path) -> anyhow::Result<App> {
 
 /// Run the server until SIGTERM/SIGINT.
 pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
-    let level = haraka_config::ConfigDir::open(root)
+    let level = haraka_config::ConfigDir::open_with(root, crate::registry::LAYOUTS)
         .ok()
         .and_then(|c| crate::settings::log_level(&c));
     init_logging(level);

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use haraka_client::AuthMechanism;
+use haraka_config::IniSpec;
 use haraka_plugin_api::{ConfigErrors, Diag, Ini};
 
 /// Haraka's boolean declarations for `smtp_forward.ini` (`plugins/queue/smtp_forward.js`).
@@ -16,6 +17,15 @@ pub const BOOLEANS: &[&str] = &[
     "*.enable_tls",
     "*.enable_outbound",
 ];
+
+/// `smtp_forward.ini`: Haraka's shipped copy underneath, its booleans, and the
+/// flat layout's `xclient.ini` `destination` as `host`/`port`.
+pub const SMTP_FORWARD_INI: IniSpec = IniSpec {
+    name: "smtp_forward.ini",
+    booleans: BOOLEANS,
+    shipped: Some("host=localhost\nport=2555\n"),
+    fixup: Some(crate::compat::xclient_destination),
+};
 
 /// Keys of a per-domain section.
 const ROUTE_KEYS: &[&str] = &[
@@ -102,7 +112,7 @@ pub struct Config {
     /// `forwarding_host_pool`: used instead of `[main]` host/port when set.
     pub host_pool: Vec<(String, u16)>,
     pub dead_host_retry: Duration,
-    /// Send XCLIENT when the backend offers it (the seed's `xclient.ini forward`).
+    /// Send XCLIENT when the backend offers it (the flat layout's `xclient.ini forward`).
     pub forward_xclient: bool,
 }
 

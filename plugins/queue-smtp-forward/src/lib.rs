@@ -10,6 +10,7 @@
 //! client waiting past its own timeouts, and never let a backend failure become
 //! anything but a 4xx (or the backend's own 5xx).
 
+mod compat;
 mod config;
 mod forward;
 mod host_pool;
@@ -24,7 +25,8 @@ use haraka_plugin_api::{
     PluginError, PluginInit, Registration, ready,
 };
 
-pub use config::{Auth, BOOLEANS, Config, Route, Selector};
+pub use compat::xclient_forward;
+pub use config::{Auth, BOOLEANS, Config, Route, SMTP_FORWARD_INI, Selector};
 pub use forward::{Forwarder, outcome_for, xclient_attrs};
 pub use routing::{note_path, parse_next_hop, route_for};
 
@@ -45,8 +47,8 @@ pub struct SmtpForward {
 /// the flat layout's `xclient.ini` `forward` / `destination` compatibility aliases
 /// applied).
 pub fn factory(init: &PluginInit<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
-    let ini = init.config.plugin_ini_with("smtp_forward.ini", BOOLEANS)?;
-    let cfg = Config::from_ini(&ini, init.config.xclient_forward())?;
+    let ini = init.config.plugin_ini(&SMTP_FORWARD_INI)?;
+    let cfg = Config::from_ini(&ini, xclient_forward(init.config))?;
     let tls = match haraka_tls::system_client_config() {
         Ok(c) => Some(c),
         Err(e) => {

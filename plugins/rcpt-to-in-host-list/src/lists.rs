@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use haraka_config::{ConfigDir, ConfigErrors, Diag, IniValue};
+use haraka_config::{ConfigDir, ConfigErrors, Diag, IniValue, ListSpec, PluginLayout};
 use regex::{Regex, RegexBuilder};
 
 /// The list of local domains.
@@ -13,8 +13,25 @@ pub const HOST_LIST: &str = "host_list";
 pub const HOST_LIST_REGEX: &str = "host_list_regex";
 /// A value file: reject local senders from non-relaying clients when on.
 pub const ANTI_SPOOF: &str = "host_list.anti_spoof";
-/// The seed's ini file (`[main] host_list=PATH`), seed-layout alias #9.
-pub const SEED_INI: &str = "rcpt_to.in_host_list.ini";
+/// The flat layout's ini file (`[main] host_list=PATH`), a compatibility alias.
+pub const ALIAS_INI: &str = "rcpt_to.in_host_list.ini";
+
+/// `host_list`: Haraka's shipped `haraka.local` (real layout only), or the file
+/// `rcpt_to.in_host_list.ini [main] host_list=PATH` names when `host_list` is
+/// missing (then without the shipped default).
+pub const HOST_LIST_SPEC: ListSpec = ListSpec {
+    name: HOST_LIST,
+    shipped: &["haraka.local"],
+    shipped_in_flat: false,
+    alias: Some(host_list_alias),
+};
+/// `host_list_regex`: Haraka ships it empty.
+pub const HOST_LIST_REGEX_SPEC: ListSpec = ListSpec::new(HOST_LIST_REGEX);
+/// `host_list` directly in `ROOT` marks the flat layout.
+pub const LAYOUT: PluginLayout = PluginLayout {
+    flat_markers: &[HOST_LIST],
+    switch: None,
+};
 
 /// What the plugin decides with.
 #[derive(Debug, Default)]
@@ -41,28 +58,28 @@ impl HostLists {
 /// Read the three files and say which files to watch. A regular expression that
 /// does not compile is an error naming its line.
 ///
-/// The config layer supplies Haraka's shipped `host_list` (`haraka.local`, real
-/// layouts only) and the seed's `rcpt_to.in_host_list.ini host_list=PATH`.
+/// `host_list` comes with Haraka's shipped default and the flat layout's alias
+/// ([`HOST_LIST_SPEC`]).
 pub(crate) fn load(cfg: &ConfigDir) -> Result<(HostLists, Vec<PathBuf>), ConfigErrors> {
     let domains = cfg
-        .plugin_list(HOST_LIST)
+        .plugin_list(&HOST_LIST_SPEC)
         .iter()
         .map(|d| d.to_ascii_lowercase())
         .collect();
-    let regex = host_list_regex(&cfg.plugin_list_entries(HOST_LIST_REGEX))?;
+    let regex = host_list_regex(&cfg.plugin_list_entries(&HOST_LIST_REGEX_SPEC))?;
     let anti_spoof = cfg.value(ANTI_SPOOF).is_some_and(|v| anti_spoof_on(&v));
     let mut files = vec![
         cfg.path(HOST_LIST),
         cfg.path(HOST_LIST_REGEX),
         cfg.path(ANTI_SPOOF),
     ];
-    let seed = cfg.ini(SEED_INI)?;
-    if let Some(alias) = seed.get("main", "host_list").map(str::trim)
+    let alias_ini = cfg.ini(ALIAS_INI)?;
+    if let Some(alias) = alias_ini.get("main", "host_list").map(str::trim)
         && !alias.is_empty()
     {
         files.push(cfg.path(alias));
     }
-    files.push(seed.file);
+    files.push(alias_ini.file);
     Ok((
         HostLists {
             domains,
@@ -71,6 +88,21 @@ pub(crate) fn load(cfg: &ConfigDir) -> Result<(HostLists, Vec<PathBuf>), ConfigE
         },
         files,
     ))
+}
+
+/// The flat layout's `rcpt_to.in_host_list.ini` `[main] host_list` value, if set.
+fn host_list_alias(cfg: &ConfigDir) -> Option<IniValue> {
+    let ini = match cfg.ini(ALIAS_INI) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::error!("{e}");
+            return None;
+        }
+    };
+    ini.warn_unknown(&[("main", &["host_list"])], false);
+    ini.entry("main", "host_list")
+        .filter(|v| !v.text().is_empty())
+        .cloned()
 }
 
 /// All lines joined as `^(?:l1|l2|…)$`, case-insensitive, as Haraka builds it.

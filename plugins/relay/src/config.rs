@@ -5,13 +5,30 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use haraka_config::{ConfigDir, ConfigErrors, Ini};
+use haraka_config::{ConfigDir, ConfigErrors, Ini, IniSpec, PluginLayout};
 use haraka_plugin_api::MxHost;
 use ipnet::IpNet;
 use serde_json::Value;
 
-pub const RELAY_INI: &str = "relay.ini";
+/// `relay.ini`: Haraka 3.0.0 `plugins/relay.js`'s booleans, and `[relay]
+/// force_route` read as `force_routing` (a compatibility alias).
+pub const RELAY_INI: IniSpec = IniSpec {
+    name: "relay.ini",
+    booleans: &[
+        "+relay.acl",
+        "+relay.force_routing",
+        "-relay.all",
+        "-relay.dest_domains",
+    ],
+    shipped: None,
+    fixup: Some(force_route),
+};
 pub const ACL_FILE: &str = "relay_acl_allow";
+/// `relay_acl_allow` directly in `ROOT` marks the flat layout.
+pub const LAYOUT: PluginLayout = PluginLayout {
+    flat_markers: &[ACL_FILE],
+    switch: None,
+};
 pub const DEST_INI: &str = "relay_dest_domains.ini";
 
 /// `relay.ini [relay]`, with Haraka's defaults.
@@ -69,7 +86,7 @@ impl RelayConfig {
 /// Read the three files and say which to watch. Bad entries are warnings
 /// (file:line); only an unreadable ini file is an error.
 pub(crate) fn load(cfg: &ConfigDir) -> Result<(RelayConfig, Vec<PathBuf>), ConfigErrors> {
-    let ini = cfg.ini(RELAY_INI)?;
+    let ini = cfg.plugin_ini(&RELAY_INI)?;
     let flags = flags(&ini);
     let acl = acl(cfg);
     let domains = if flags.force_routing || flags.dest_domains {
@@ -88,8 +105,7 @@ pub(crate) fn load(cfg: &ConfigDir) -> Result<(RelayConfig, Vec<PathBuf>), Confi
     ))
 }
 
-/// `[relay]` booleans (the config layer maps the alias `force_route`); keys
-/// elsewhere or unknown are warned about.
+/// `[relay]` booleans; keys elsewhere or unknown are warned about.
 fn flags(ini: &Ini) -> Flags {
     ini.warn_unknown(
         &[("relay", &["acl", "force_routing", "dest_domains", "all"])],
@@ -101,6 +117,29 @@ fn flags(ini: &Ini) -> Flags {
         force_routing: ini.get_bool("relay", "force_routing", d.force_routing),
         dest_domains: ini.get_bool("relay", "dest_domains", d.dest_domains),
         all: ini.get_bool("relay", "all", d.all),
+    }
+}
+
+/// `[relay] force_route` is `force_routing` when that is not set.
+fn force_route(cfg: &ConfigDir, ini: &mut Ini) {
+    let Some(v) = ini.entry("relay", "force_route").cloned() else {
+        return;
+    };
+    let relay = ini.section_mut("relay");
+    relay.remove("force_route");
+    if relay.get("force_routing").is_some() {
+        tracing::warn!(
+            "{}:{}: force_route ignored, force_routing is set",
+            v.file.display(),
+            v.line
+        );
+    } else {
+        relay.set("force_routing", v.clone());
+        cfg.alias(format!(
+            "using {}:{} [relay] force_route as force_routing",
+            v.file.display(),
+            v.line
+        ));
     }
 }
 

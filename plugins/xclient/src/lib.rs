@@ -11,6 +11,7 @@
 //! upstream (queue/smtp_forward does that).
 
 pub mod args;
+mod config;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -29,8 +30,7 @@ use crate::args::XclientArgs;
 /// The EHLO keyword line advertised to trusted clients.
 pub const CAPABILITY: &str = "XCLIENT NAME ADDR PROTO HELO LOGIN";
 
-/// The list file of extra trusted clients.
-pub const HOSTS_FILE: &str = "xclient.hosts";
+pub use config::{HOSTS, HOSTS_FILE, LAYOUT, XCLIENT_INI};
 
 /// Create the plugin (a [`haraka_plugin_api::PluginFactory`]).
 pub fn factory(init: &PluginInit<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
@@ -135,7 +135,7 @@ fn apply(conn: &mut Connection, addr: IpAddr, args: XclientArgs) {
 /// per line; bad lines are warnings naming file:line.
 fn load_hosts(cfg: &ConfigDir) -> Result<(Vec<IpNet>, Vec<PathBuf>), ConfigErrors> {
     let mut nets = Vec::new();
-    for entry in cfg.plugin_list_entries(HOSTS_FILE) {
+    for entry in cfg.plugin_list_entries(&HOSTS) {
         match haraka_config::parse_ip_net(entry.text()) {
             Some(net) => nets.push(net),
             None => tracing::warn!(

@@ -92,7 +92,7 @@ fn bad_flat_values_are_all_reported() {
 }
 
 #[test]
-fn seed_config_file_errors_fail_open() {
+fn flat_config_file_errors_fail_open() {
     let dir = root(&[("config", "[server]\nlisten 1\n[plugins]\ntls\n!!\n")]);
     let e = ConfigDir::open(dir.path()).unwrap_err();
     assert_eq!(lines(&e), [("config".into(), 2), ("config".into(), 5)]);

@@ -1,6 +1,6 @@
-//! Layout detection and each config-level alias of seed-layout.md §5.
+//! Layout detection and each compatibility alias of the core files (see
+//! `docs/configuration.md`, "Aliases").
 
-use haraka_config::booleans::RELAY_INI;
 use haraka_config::{ConfigDir, Layout};
 
 use crate::{root, write};
@@ -12,7 +12,7 @@ fn names(cd: &ConfigDir) -> Vec<String> {
 fn has_alias(cd: &ConfigDir, needle: &str) -> bool {
     cd.aliases_used()
         .iter()
-        .any(|a| a.starts_with("seed-compat: ") && a.contains(needle))
+        .any(|a| a.starts_with("compatibility alias: ") && a.contains(needle))
 }
 
 #[test]
@@ -105,33 +105,6 @@ fn plugin_names_are_normalised() {
 }
 
 #[test]
-fn xclient_enabled_false_drops_xclient() {
-    let cases: &[(&str, &[&str])] = &[
-        ("enabled=false\n", &["tls", "relay"]),
-        ("enabled=no\n", &["tls", "relay"]),
-        ("enabled=true\n", &["xclient", "tls", "relay"]),
-        ("forward=false\n", &["xclient", "tls", "relay"]),
-    ];
-    for (xc, want) in cases {
-        let dir = root(&[
-            ("config", "[plugins]\nxclient\ntls\nrelay\n"),
-            ("plugins/xclient.ini", xc),
-        ]);
-        let cd = ConfigDir::open(dir.path()).unwrap();
-        assert_eq!(names(&cd), *want, "{xc}");
-        assert_eq!(has_alias(&cd, "removes xclient"), want.len() == 2, "{xc}");
-        assert_eq!(
-            cd.xclient_forward(),
-            !xc.starts_with("forward=false"),
-            "{xc}"
-        );
-    }
-    // No xclient.ini: forward is Haraka's behaviour (on).
-    let dir = root(&[("config/smtp.ini", "")]);
-    assert!(ConfigDir::open(dir.path()).unwrap().xclient_forward());
-}
-
-#[test]
 fn plugins_dir_ini_is_an_alias_and_the_real_file_wins() {
     let dir = root(&[
         ("config/smtp.ini", ""),
@@ -170,106 +143,6 @@ fn server_section_fills_smtp_ini() {
         dir.path().join("config")
     );
     assert_eq!(raw.entry("main", "listen").unwrap().line, 2);
-}
-
-#[test]
-fn smtp_forward_host_port_from_xclient_destination() {
-    // (smtp_forward.ini, expected host, expected port, alias used)
-    let cases: &[(Option<&str>, &str, &str, bool)] = &[
-        (None, "10.0.0.9", "2525", true),
-        (Some("enable_tls=true\n"), "10.0.0.9", "2525", true),
-        (Some("host=10.0.0.2\nport=25\n"), "10.0.0.2", "25", false),
-        (Some("port=26\n"), "localhost", "26", false),
-    ];
-    for (fwd, host, port, alias) in cases {
-        let dir = root(&[
-            ("smtp.ini", ""),
-            ("plugins/xclient.ini", "destination=10.0.0.9:2525\n"),
-        ]);
-        if let Some(f) = fwd {
-            write(dir.path(), "smtp_forward.ini", f);
-        }
-        let cd = ConfigDir::open(dir.path()).unwrap();
-        let ini = cd.plugin_ini("smtp_forward.ini").unwrap();
-        assert_eq!(
-            (ini.get("main", "host"), ini.get("main", "port")),
-            (Some(*host), Some(*port)),
-            "{fwd:?}"
-        );
-        assert_eq!(has_alias(&cd, "destination as "), *alias, "{fwd:?}");
-    }
-}
-
-#[test]
-fn host_list_from_rcpt_to_in_host_list_ini() {
-    let elsewhere = root(&[
-        ("domains", "# local\nexample.com\nexample.org\n"),
-        ("empty", "# none\n"),
-    ]);
-    let target = elsewhere.path().join("domains");
-    let ini = format!("[main]\nhost_list={}\n", target.display());
-
-    let dir = root(&[
-        ("config/smtp.ini", ""),
-        ("plugins/rcpt_to.in_host_list.ini", &ini),
-    ]);
-    let cd = ConfigDir::open(dir.path()).unwrap();
-    assert_eq!(cd.plugin_list("host_list"), ["example.com", "example.org"]);
-    assert_eq!(cd.list("host_list"), ["example.com", "example.org"]);
-    assert_eq!(cd.list_entries("host_list")[1].line, 3);
-    assert!(has_alias(&cd, "as "));
-
-    // An empty target gives an empty list: no haraka.local when the alias is set.
-    let ini = format!("host_list={}\n", elsewhere.path().join("empty").display());
-    let dir = root(&[
-        ("config/smtp.ini", ""),
-        ("config/rcpt_to.in_host_list.ini", &ini),
-    ]);
-    assert!(
-        ConfigDir::open(dir.path())
-            .unwrap()
-            .plugin_list("host_list")
-            .is_empty()
-    );
-
-    // A real config/host_list wins over the alias.
-    let ini = format!("host_list={}\n", target.display());
-    let dir = root(&[
-        ("config/host_list", "real.example\n"),
-        ("config/rcpt_to.in_host_list.ini", &ini),
-    ]);
-    let cd = ConfigDir::open(dir.path()).unwrap();
-    assert_eq!(cd.plugin_list("host_list"), ["real.example"]);
-    assert!(cd.aliases_used().is_empty());
-}
-
-#[test]
-fn relay_force_route_is_force_routing() {
-    let cases: &[(&str, bool, bool)] = &[
-        ("[relay]\nforce_route=false\n", false, true),
-        (
-            "[relay]\nforce_route=false\nforce_routing=true\n",
-            true,
-            false,
-        ),
-        ("[relay]\n", true, false),
-    ];
-    for (text, want, alias) in cases {
-        let dir = root(&[("config/relay.ini", text)]);
-        let cd = ConfigDir::open(dir.path()).unwrap();
-        let ini = cd.plugin_ini_with("relay.ini", RELAY_INI).unwrap();
-        assert_eq!(
-            ini.get_bool("relay", "force_routing", !want),
-            *want,
-            "{text}"
-        );
-        assert!(ini.entry("relay", "force_route").is_none());
-        assert_eq!(
-            has_alias(&cd, "force_route as force_routing"),
-            *alias,
-            "{text}"
-        );
-    }
 }
 
 #[test]

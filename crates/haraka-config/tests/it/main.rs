@@ -6,7 +6,6 @@ mod defaults;
 mod errors;
 mod ini_cases;
 mod layout;
-mod seed;
 mod typed;
 mod watch;
 

@@ -5,11 +5,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use haraka_config::{ConfigDir, Watched};
+use haraka_config::{ConfigDir, ListSpec, Watched};
 
 use crate::{root, write};
 
 fn assert_send_sync<T: Send + Sync>() {}
+
+/// A list with Haraka's shipped default, as a plugin declares it.
+const HOST_LIST: ListSpec = ListSpec {
+    name: "host_list",
+    shipped: &["haraka.local"],
+    shipped_in_flat: true,
+    alias: None,
+};
 
 #[test]
 fn reloads_when_a_file_changes() {
@@ -20,7 +28,7 @@ fn reloads_when_a_file_changes() {
     let (cd2, n) = (cd.clone(), Arc::clone(&loads));
     let w = Watched::new(vec![cd.path("host_list")], move || {
         n.fetch_add(1, Ordering::SeqCst);
-        Ok::<_, String>(cd2.plugin_list("host_list"))
+        Ok::<_, String>(cd2.plugin_list(&HOST_LIST))
     })
     .unwrap()
     .with_interval(Duration::ZERO);

@@ -10,7 +10,9 @@ use haraka_plugin_api::{
     Address, ConfigDir, Connection, Hello, HelloVerb, Hook, HookArgs, Local, Message, Outcome,
     Plugin, PluginInit, Remote, Transaction,
 };
-use haraka_plugin_queue_smtp_forward::{BOOLEANS, Config, SmtpForward, factory};
+use haraka_plugin_queue_smtp_forward::{
+    Config, SMTP_FORWARD_INI, SmtpForward, factory, xclient_forward,
+};
 
 /// A temporary Haraka root with `config/<name>` files.
 pub struct Root {
@@ -47,8 +49,8 @@ impl Root {
 
     pub fn config(&self) -> Config {
         let dir = self.config_dir();
-        let ini = dir.plugin_ini_with("smtp_forward.ini", BOOLEANS).unwrap();
-        Config::from_ini(&ini, dir.xclient_forward()).unwrap()
+        let ini = dir.plugin_ini(&SMTP_FORWARD_INI).unwrap();
+        Config::from_ini(&ini, xclient_forward(&dir)).unwrap()
     }
 
     /// The plugin with a given TLS client configuration.
