@@ -424,7 +424,7 @@ fn shipped_lists() {
         ),
         (&[("config/smtp.ini", "")], "host_list_regex", &[], &[]),
         (&[("config/smtp.ini", "")], "relay_acl_allow", &[], &[]),
-        // The seed's flat layout gets no haraka.local.
+        // The flat layout gets no haraka.local.
         (&[("smtp.ini", "")], "host_list", &[], &[]),
         (&[("smtp.ini", "")], "xclient.hosts", &["127.0.0.1"], &[]),
     ];

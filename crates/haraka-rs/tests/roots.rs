@@ -30,7 +30,7 @@ fn every_example_root_passes_check() {
 }
 
 #[test]
-fn seed_roots_report_their_aliases() {
+fn flat_roots_report_their_aliases() {
     let root = workspace().join("config-examples/haraka-in");
     let out = run(&["-c", root.to_str().unwrap(), "--check"]);
     let text = String::from_utf8_lossy(&out.stdout);

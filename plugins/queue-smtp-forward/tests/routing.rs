@@ -240,7 +240,7 @@ fn get_mx_routes_configured_domains() {
 }
 
 #[tokio::test]
-async fn seed_xclient_destination_supplies_host_and_port() {
+async fn flat_xclient_destination_supplies_host_and_port() {
     let backend = FakeServer::default().start().await.unwrap();
     let root = Root::new(&[(
         "xclient.ini",

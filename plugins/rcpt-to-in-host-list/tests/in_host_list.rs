@@ -382,7 +382,7 @@ fn lists_are_reloaded_when_they_change() {
 }
 
 #[test]
-fn seed_ini_names_the_list() {
+fn alias_ini_names_the_list() {
     let lists = tempfile::tempdir().unwrap();
     let list = lists.path().join("domains");
     std::fs::write(&list, "example.com\n").unwrap();
@@ -401,7 +401,7 @@ fn seed_ini_names_the_list() {
 }
 
 #[test]
-fn seed_ini_with_a_missing_list_accepts_nothing() {
+fn alias_ini_with_a_missing_list_accepts_nothing() {
     let r = root(&[(
         "rcpt_to.in_host_list.ini",
         "[main]\nhost_list=/nonexistent/host_list\n",

@@ -114,17 +114,17 @@ fn non_utf8_files_are_read_lossily() {
 
 /// A small deterministic generator (xorshift) biased towards the bytes the
 /// reader cares about.
-fn bytes(seed: &mut u64, len: usize) -> Vec<u8> {
+fn bytes(state: &mut u64, len: usize) -> Vec<u8> {
     const SPECIAL: &[u8] = b"[]=\\;# \t\r\n:/.-+_aZ09\xff\xc3\xe2\x80\xa8\xef\xbb\xbf";
     (0..len)
         .map(|_| {
-            *seed ^= *seed << 13;
-            *seed ^= *seed >> 7;
-            *seed ^= *seed << 17;
-            if seed.is_multiple_of(3) {
-                (*seed >> 8) as u8
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            if state.is_multiple_of(3) {
+                (*state >> 8) as u8
             } else {
-                SPECIAL[(*seed >> 8) as usize % SPECIAL.len()]
+                SPECIAL[(*state >> 8) as usize % SPECIAL.len()]
             }
         })
         .collect()
@@ -132,9 +132,9 @@ fn bytes(seed: &mut u64, len: usize) -> Vec<u8> {
 
 #[test]
 fn random_bytes_never_panic() {
-    let mut seed = 0x9e37_79b9_7f4a_7c15;
+    let mut state = 0x9e37_79b9_7f4a_7c15;
     for i in 0..3000 {
-        let data = bytes(&mut seed, i % 300);
+        let data = bytes(&mut state, i % 300);
         fuzz_parse(&data);
         let text = String::from_utf8_lossy(&data);
         let mut d = Vec::new();

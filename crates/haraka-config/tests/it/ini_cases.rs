@@ -1,6 +1,6 @@
 //! The INI dialect, as table tests. The first group re-expresses the cases of
 //! haraka-config's own test suite (`test/readers/ini.js`, `test/config.js`,
-//! `test/regex.js`); the rest cover the dialect rules of config.md §5.
+//! `test/regex.js`); the rest cover the dialect rules of `docs/configuration.md` ("File formats").
 
 use std::path::Path;
 

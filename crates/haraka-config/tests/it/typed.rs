@@ -1,4 +1,5 @@
-//! The typed core config: `smtp.ini` (config.md §9) and the flat files (§8, §10).
+//! The typed core config: `smtp.ini` and the core flat files (see
+//! `docs/configuration.md`, "Core").
 
 use std::net::SocketAddr;
 use std::time::Duration;

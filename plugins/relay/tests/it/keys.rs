@@ -5,7 +5,7 @@ use haraka_plugin_api::{Hook, HookArgs, MxHost, Outcome};
 use haraka_plugin_relay::config::{parse_acl_entry, parse_nexthop};
 use haraka_plugin_relay::{NOT_ACCEPTED, NOT_ALLOWED};
 
-const SEED_RELAY_INI: &str =
+const EXAMPLE_RELAY_INI: &str =
     "[relay]\nforce_routing=true\nacl=true\ndest_domains=false\nall=false\n";
 
 #[test]
@@ -13,7 +13,7 @@ fn registered_hooks_follow_relay_ini() {
     let table: [(&str, &[Hook]); 7] = [
         ("", &[Hook::ConnectInit, Hook::Connect, Hook::GetMx]),
         (
-            SEED_RELAY_INI,
+            EXAMPLE_RELAY_INI,
             &[Hook::ConnectInit, Hook::Connect, Hook::GetMx],
         ),
         ("[relay]\nacl=false\nforce_routing=false\n", &[]),
@@ -118,7 +118,7 @@ fn acl_entries() {
 
 #[test]
 fn no_acl_file_means_nobody_relays() {
-    let r = root(&[("relay.ini", SEED_RELAY_INI)]);
+    let r = root(&[("relay.ini", EXAMPLE_RELAY_INI)]);
     let p = plugin(r.path());
     for ip in ["127.0.0.1", "10.0.0.2", "::1"] {
         let (c, out) = connected(p.as_ref(), ip);

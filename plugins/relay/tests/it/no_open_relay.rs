@@ -7,7 +7,7 @@
 use crate::common::*;
 use haraka_plugin_api::{Address, Plugin};
 
-const SEED_RELAY_INI: &str =
+const EXAMPLE_RELAY_INI: &str =
     "[relay]\nforce_routing=true\nacl=true\ndest_domains=false\nall=false\n";
 const DEST_RELAY_INI: &str = "[relay]\nacl=true\ndest_domains=true\n";
 const DEST: &str = "[domains]\nlocal = { \"action\": \"accept\", \"nexthop\": \"10.0.0.2:25\" }\n";
@@ -54,9 +54,9 @@ fn parsed(path: &str) -> Option<Address> {
 }
 
 #[test]
-fn seed_config_outsiders_relay_nothing() {
+fn example_config_outsiders_relay_nothing() {
     let r = root(&[
-        ("relay.ini", SEED_RELAY_INI),
+        ("relay.ini", EXAMPLE_RELAY_INI),
         ("relay_acl_allow", "10.0.0.2/32\n"),
     ]);
     let p = plugin(r.path());
@@ -78,9 +78,9 @@ fn seed_config_outsiders_relay_nothing() {
 }
 
 #[test]
-fn seed_config_acl_clients_relay_everything() {
+fn example_config_acl_clients_relay_everything() {
     let r = root(&[
-        ("relay.ini", SEED_RELAY_INI),
+        ("relay.ini", EXAMPLE_RELAY_INI),
         ("relay_acl_allow", "10.0.0.2/32\n"),
     ]);
     let p = plugin(r.path());
