@@ -36,15 +36,6 @@ pub const TLS_INI: &[&str] = &[
     "-main.mutual_tls",
 ];
 
-/// `outbound.ini` (Haraka 3.0.0 `outbound/config.js`).
-pub const OUTBOUND_INI: &[&str] = &[
-    "-disabled",
-    "-always_split",
-    "+enable_tls",
-    "-ipv6_enabled",
-    "-local_mx_ok",
-];
-
 /// `log.ini` (Haraka 3.0.0 `logger.js`).
 pub const LOG_INI: &[&str] = &["+main.timestamps"];
 
@@ -65,11 +56,6 @@ pub struct Booleans {
 }
 
 impl Booleans {
-    /// No declarations.
-    pub fn none() -> Booleans {
-        Booleans::default()
-    }
-
     /// Parse declarations such as `+main.smtputf8`, `-relay.all`, `*.enable_tls`.
     pub fn new(decls: &[&str]) -> Booleans {
         let mut b = Booleans {
@@ -94,15 +80,6 @@ impl Booleans {
         let direct = format!("{section}.{key}");
         let wild = format!("*.{key}");
         self.matches.iter().any(|m| *m == direct || *m == wild)
-    }
-
-    /// The default of a declared (non-wildcard) `section.key`.
-    pub fn default_of(&self, section: &str, key: &str) -> Option<bool> {
-        self.decls
-            .iter()
-            .rev()
-            .find(|d| d.section == section && d.key == key)
-            .map(|d| d.default)
     }
 
     /// Normalise declared keys to `true`/`false` and add the missing ones.

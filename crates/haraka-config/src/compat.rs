@@ -108,15 +108,8 @@ impl ConfigDir {
         Ok(out)
     }
 
-    /// Aliases of the core files, applied after reading.
-    pub(crate) fn apply_ini_aliases(&self, name: &str, ini: &mut Ini) {
-        if name == "smtp.ini" {
-            self.merge_flat_server(ini);
-        }
-    }
-
     /// The flat layout's `ROOT/config` `[server]` keys fill `smtp.ini [main]`.
-    fn merge_flat_server(&self, ini: &mut Ini) {
+    pub(crate) fn merge_flat_server(&self, ini: &mut Ini) {
         let Some(server) = self.flat_config().and_then(|c| c.section("server")) else {
             return;
         };

@@ -233,7 +233,9 @@ impl ConfigDir {
                 Ini::empty(&path)
             }
         };
-        self.apply_ini_aliases(name, &mut ini);
+        if name == "smtp.ini" {
+            self.merge_flat_server(&mut ini);
+        }
         if diags.is_empty() {
             Ok(ini)
         } else {
@@ -265,21 +267,7 @@ impl ConfigDir {
 
     /// The entries of the list file at `path` (`me` falls back to the OS hostname).
     pub(crate) fn list_entries_at(&self, path: PathBuf) -> Vec<IniValue> {
-        let text = match self.read_text(&path) {
-            Ok(t) => t.unwrap_or_default(),
-            Err(d) => {
-                tracing::error!("{d}");
-                String::new()
-            }
-        };
-        let mut out: Vec<IniValue> = parse_list(&text)
-            .into_iter()
-            .map(|l| IniValue {
-                value: Some(l.text),
-                file: path.clone(),
-                line: l.line,
-            })
-            .collect();
+        let mut out = self.read_list_at(&path).unwrap_or_default();
         if out.is_empty() && is_me(&path) {
             out.push(IniValue {
                 value: Some(crate::core::hostname()),

@@ -35,18 +35,6 @@ pub struct IniSpec {
     pub fixup: Option<IniFixup>,
 }
 
-impl IniSpec {
-    /// `name` with no booleans, no shipped copy and no aliases.
-    pub const fn new(name: &'static str) -> IniSpec {
-        IniSpec {
-            name,
-            booleans: &[],
-            shipped: None,
-            fixup: None,
-        }
-    }
-}
-
 /// How a plugin reads one of its list files.
 #[derive(Debug, Clone, Copy)]
 pub struct ListSpec {
@@ -58,18 +46,6 @@ pub struct ListSpec {
     pub shipped_in_flat: bool,
     /// When it names a file, the shipped list does not apply.
     pub alias: Option<ListAlias>,
-}
-
-impl ListSpec {
-    /// `name` with no shipped list and no alias.
-    pub const fn new(name: &'static str) -> ListSpec {
-        ListSpec {
-            name,
-            shipped: &[],
-            shipped_in_flat: true,
-            alias: None,
-        }
-    }
 }
 
 /// A compatibility alias that takes a plugin off the plugin list: `key` in `[main]`

@@ -67,7 +67,7 @@ pub fn load(root: &Path) -> Result<App, Vec<String>> {
             let loaded = plugins
                 .into_iter()
                 .map(|plugin| {
-                    let timeout = settings.plugin_timeout(&config, plugin.name());
+                    let timeout = config.plugin_timeout(plugin.name());
                     LoadedPlugin { plugin, timeout }
                 })
                 .collect();

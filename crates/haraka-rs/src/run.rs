@@ -83,8 +83,8 @@ pub fn order(root: &Path) -> anyhow::Result<ExitCode> {
     for hook in Hook::ALL {
         for (name, prio) in app.pipeline.order(hook) {
             let timeout = app
-                .settings
-                .plugin_timeout(&app.config, &name)
+                .config
+                .plugin_timeout(&name)
                 .map_or("-".to_owned(), |d| format!("{}s", d.as_secs_f64()));
             println!(
                 "{:<22} {:<28} {:>5} {:>6}",
@@ -115,10 +115,8 @@ pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
         .ok()
         .and_then(|c| crate::settings::log_level(&c));
     init_logging(level);
+    // Each compatibility alias is logged by the config layer when it is used.
     let app = load_or_report(root)?;
-    for alias in app.config.aliases_used() {
-        tracing::info!("{alias}");
-    }
     for file in app.config.unread_files() {
         tracing::warn!("{} is present but nothing reads it", file.display());
     }

@@ -23,13 +23,6 @@ pub struct Settings {
     pub smtps_port: u16,
 }
 
-impl Settings {
-    /// The hook timeout of `plugin` (`<plugin>.timeout`, `plugin_timeout`, 30 s).
-    pub fn plugin_timeout(&self, config: &ConfigDir, plugin: &str) -> Option<Duration> {
-        config.plugin_timeout(plugin)
-    }
-}
-
 /// Read `smtp.ini` and the core flat files; every problem is collected.
 pub fn load(config: &ConfigDir) -> Result<Settings, ConfigErrors> {
     let (smtp, core) = match (config.smtp_ini(), config.core()) {

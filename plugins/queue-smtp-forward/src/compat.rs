@@ -2,26 +2,17 @@
 //! `forward` says whether XCLIENT is sent upstream, `destination=host:port`
 //! supplies `smtp_forward.ini` `host`/`port` when neither is configured.
 
-use haraka_config::{ConfigDir, Ini, IniSpec, IniValue};
+use haraka_config::{ConfigDir, Ini, IniValue};
 
-/// `xclient.ini`, as far as smtp_forward reads it.
-const XCLIENT_INI: IniSpec = IniSpec {
-    name: "xclient.ini",
-    booleans: &["+main.enabled", "+main.forward"],
-    shipped: None,
-    fixup: Some(known_keys),
-};
-
-fn known_keys(_: &ConfigDir, ini: &mut Ini) {
-    ini.warn_unknown(&[("main", &["enabled", "forward", "destination"])], false);
-}
+const XCLIENT_INI: &str = "xclient.ini";
 
 /// Whether smtp_forward sends XCLIENT upstream when the backend offers it:
 /// `xclient.ini` `forward`; true when unset, which is Haraka's behaviour. Read
 /// errors are logged and give the default.
 pub fn xclient_forward(cfg: &ConfigDir) -> bool {
-    match cfg.plugin_ini(&XCLIENT_INI) {
+    match cfg.ini(XCLIENT_INI) {
         Ok(ini) => {
+            ini.warn_unknown(&[("main", &["enabled", "forward", "destination"])], false);
             let forward = ini.get_bool("main", "forward", true);
             if let Some(v) = ini.entry("main", "forward").filter(|v| v.line > 0) {
                 cfg.alias(format!(
@@ -42,7 +33,7 @@ pub fn xclient_forward(cfg: &ConfigDir) -> bool {
 /// `xclient.ini` `destination=host:port` supplies `host`/`port` of the user's
 /// `smtp_forward.ini` when neither is configured.
 pub(crate) fn xclient_destination(cfg: &ConfigDir, ini: &mut Ini) {
-    let Ok(xc) = cfg.ini(XCLIENT_INI.name) else {
+    let Ok(xc) = cfg.ini(XCLIENT_INI) else {
         return;
     };
     let Some(dest) = xc.entry("main", "destination").filter(|v| v.line > 0) else {

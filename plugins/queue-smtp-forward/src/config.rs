@@ -7,22 +7,20 @@ use haraka_client::AuthMechanism;
 use haraka_config::IniSpec;
 use haraka_plugin_api::{ConfigErrors, Diag, Ini};
 
-/// Haraka's boolean declarations for `smtp_forward.ini` (`plugins/queue/smtp_forward.js`).
-pub const BOOLEANS: &[&str] = &[
-    "-main.enable_tls",
-    "-main.enable_outbound",
-    "main.one_message_per_rcpt",
-    "-main.check_sender",
-    "-main.check_recipient",
-    "*.enable_tls",
-    "*.enable_outbound",
-];
-
-/// `smtp_forward.ini`: Haraka's shipped copy underneath, its booleans, and the
-/// flat layout's `xclient.ini` `destination` as `host`/`port`.
+/// `smtp_forward.ini`: Haraka's shipped copy underneath, the booleans of Haraka's
+/// `plugins/queue/smtp_forward.js`, and the flat layout's `xclient.ini`
+/// `destination` as `host`/`port`.
 pub const SMTP_FORWARD_INI: IniSpec = IniSpec {
     name: "smtp_forward.ini",
-    booleans: BOOLEANS,
+    booleans: &[
+        "-main.enable_tls",
+        "-main.enable_outbound",
+        "main.one_message_per_rcpt",
+        "-main.check_sender",
+        "-main.check_recipient",
+        "*.enable_tls",
+        "*.enable_outbound",
+    ],
     shipped: Some("host=localhost\nport=2555\n"),
     fixup: Some(crate::compat::xclient_destination),
 };

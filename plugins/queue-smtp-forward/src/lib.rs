@@ -26,7 +26,7 @@ use haraka_plugin_api::{
 };
 
 pub use compat::xclient_forward;
-pub use config::{Auth, BOOLEANS, Config, Route, SMTP_FORWARD_INI, Selector};
+pub use config::{Auth, Config, Route, SMTP_FORWARD_INI, Selector};
 pub use forward::{Forwarder, outcome_for, xclient_attrs};
 pub use routing::{note_path, parse_next_hop, route_for};
 
@@ -63,18 +63,11 @@ pub fn factory(init: &PluginInit<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
     Ok(Arc::new(plugin))
 }
 
-/// The runner's timeout for this plugin (`<name>.timeout`, else `plugin_timeout`,
-/// else 30 s), less a second; `None` when it is 0 (no timeout).
+/// The runner's timeout for this plugin ([`haraka_config::ConfigDir::plugin_timeout`]),
+/// less a second; `None` when there is none.
 fn plugin_deadline(init: &PluginInit<'_>) -> Option<Duration> {
-    let read = |name: &str| {
-        init.config
-            .value(name)
-            .and_then(|v| v.trim().parse::<f64>().ok())
-    };
-    let secs = read(&format!("{}.timeout", init.name))
-        .or_else(|| read("plugin_timeout"))
-        .unwrap_or(30.0);
-    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64((secs - 1.0).max(secs / 2.0)))
+    let secs = init.config.plugin_timeout(init.name)?.as_secs_f64();
+    Some(Duration::from_secs_f64((secs - 1.0).max(secs / 2.0)))
 }
 
 impl SmtpForward {

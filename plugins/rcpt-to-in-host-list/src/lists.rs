@@ -25,8 +25,6 @@ pub const HOST_LIST_SPEC: ListSpec = ListSpec {
     shipped_in_flat: false,
     alias: Some(host_list_alias),
 };
-/// `host_list_regex`: Haraka ships it empty.
-pub const HOST_LIST_REGEX_SPEC: ListSpec = ListSpec::new(HOST_LIST_REGEX);
 /// `host_list` directly in `ROOT` marks the flat layout.
 pub const LAYOUT: PluginLayout = PluginLayout {
     flat_markers: &[HOST_LIST],
@@ -66,7 +64,7 @@ pub(crate) fn load(cfg: &ConfigDir) -> Result<(HostLists, Vec<PathBuf>), ConfigE
         .iter()
         .map(|d| d.to_ascii_lowercase())
         .collect();
-    let regex = host_list_regex(&cfg.plugin_list_entries(&HOST_LIST_REGEX_SPEC))?;
+    let regex = host_list_regex(&cfg.list_entries(HOST_LIST_REGEX))?;
     let anti_spoof = cfg.value(ANTI_SPOOF).is_some_and(|v| anti_spoof_on(&v));
     let mut files = vec![
         cfg.path(HOST_LIST),
