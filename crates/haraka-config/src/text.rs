@@ -1,20 +1,6 @@
 //! Text functions matching JavaScript's definitions (haraka-config is JavaScript).
 
-/// JavaScript's `\s`: ASCII whitespace, NBSP, BOM, the Unicode space separators
-/// and the line terminators U+2028/U+2029 (but not U+0085).
-pub(crate) fn is_js_space(c: char) -> bool {
-    matches!(
-        c,
-        '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200A}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202F}'
-                | '\u{205F}'
-                | '\u{3000}'
-                | '\u{FEFF}'
-    )
-}
+pub(crate) use haraka_smtp::command::is_js_space;
 
 /// JavaScript's `String.prototype.trim`.
 pub(crate) fn trim_js(s: &str) -> &str {

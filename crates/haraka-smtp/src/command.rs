@@ -40,8 +40,10 @@ pub enum Command {
     Unparsable(String),
 }
 
-/// JavaScript's `\s`.
-pub(crate) fn is_js_space(c: char) -> bool {
+/// JavaScript's `\s`: ASCII whitespace, NBSP, BOM, the Unicode space separators
+/// and the line terminators U+2028/U+2029 (but not U+0085). Haraka's command
+/// patterns and haraka-config's readers both use it.
+pub fn is_js_space(c: char) -> bool {
     matches!(
         c,
         '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
