@@ -57,16 +57,6 @@ impl fmt::Display for Stage {
     }
 }
 
-/// A reply as `code text` on one line (continuation lines joined with a space).
-pub fn reply_text(reply: &Reply) -> String {
-    let text = reply.lines.join(" ");
-    if text.is_empty() {
-        reply.code.to_string()
-    } else {
-        format!("{} {}", reply.code, text)
-    }
-}
-
 /// A failed SMTP client operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -97,7 +87,7 @@ pub enum Error {
     #[error("{stage}: protocol error: {detail}")]
     Protocol { stage: Stage, detail: String },
     /// The server answered with a 4xx or 5xx reply.
-    #[error("{stage} rejected: {}", reply_text(reply))]
+    #[error("{stage} rejected: {}", reply.one_line())]
     Rejected { stage: Stage, reply: Reply },
     /// The caller asked for something that cannot be sent (CR/LF in an argument,
     /// an empty recipient list, a connection that already failed).

@@ -23,7 +23,7 @@ mod xclient;
 
 pub use auth::{AuthMechanism, base64, plain_response};
 pub use client::{ConnectOptions, SmtpClient, StartTls, Timeouts, Xclient};
-pub use error::{Error, Stage, reply_text};
+pub use error::{Error, Stage};
 pub use haraka_smtp::Reply;
 pub use haraka_smtp::client::Capabilities;
 pub use pool::{Lease, Pool};

@@ -75,6 +75,16 @@ impl Reply {
         self.lines.join(" ")
     }
 
+    /// The reply on one line: `code text`, or the bare code when there is no text.
+    pub fn one_line(&self) -> String {
+        let text = self.text();
+        if text.is_empty() {
+            self.code.to_string()
+        } else {
+            format!("{} {text}", self.code)
+        }
+    }
+
     /// 2xx or 3xx.
     pub fn is_positive(&self) -> bool {
         (200..400).contains(&self.code)
@@ -140,5 +150,11 @@ mod tests {
     #[test]
     fn empty_reply_is_bare_code() {
         assert_eq!(Reply::line(451, " ").to_bytes(), b"451\r\n");
+    }
+
+    #[test]
+    fn one_line() {
+        assert_eq!(Reply::new(550, ["a", "b"]).one_line(), "550 a b");
+        assert_eq!(Reply::new(421, Vec::<String>::new()).one_line(), "421");
     }
 }
