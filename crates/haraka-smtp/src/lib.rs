@@ -12,15 +12,18 @@
 //! Invariants: DATA ends only on CR LF `.` CR LF; a stored message never contains a
 //! bare CR or bare LF; what [`Message::write_dot_stuffed`] produces is always
 //! CRLF-terminated and dot-stuffed; no peer input can make it panic or grow memory
-//! beyond the configured limits. [`transcript`] holds the golden-transcript format
-//! shared with the server's socket tests; the `fuzz_*` functions are the fuzz
-//! targets' entry points.
+//! beyond the configured limits.
+//!
+//! The `testing` feature (off by default) adds `transcript`, the golden-transcript
+//! format shared with the server's socket tests, and the `fuzz_*` functions, the
+//! fuzz targets' entry points.
 
 pub mod address;
 pub mod client;
 pub mod command;
 pub mod conn;
 pub mod data;
+#[cfg(feature = "testing")]
 mod fuzz;
 pub mod hook;
 pub mod ids;
@@ -29,6 +32,7 @@ mod punycode;
 pub mod received;
 pub mod reply;
 pub mod session;
+#[cfg(feature = "testing")]
 pub mod transcript;
 
 pub use address::{Address, AddressError};
@@ -36,6 +40,7 @@ pub use conn::{
     ConnAction, Connection, Hello, HelloVerb, Local, Notes, Remote, Results, TlsInfo, TlsUpgrade,
     Transaction, canonical_ip,
 };
+#[cfg(feature = "testing")]
 pub use fuzz::{fuzz_command, fuzz_data, fuzz_reply, fuzz_session};
 pub use hook::{Action, Hook, HookArgs, Msg, Outcome};
 pub use message::Message;
