@@ -6,8 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use haraka_smtp::Reply;
 use haraka_smtp::client::{Capabilities, ReplyParser};
+use haraka_smtp::{Reply, XclientAttrs};
 use haraka_tls::Stream;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,7 +15,6 @@ use tokio::net::{TcpSocket, TcpStream};
 
 use crate::auth::{AuthMechanism, base64, plain_response};
 use crate::error::{Error, Stage};
-use crate::xclient::XclientAttrs;
 
 mod transaction;
 

@@ -19,12 +19,11 @@ mod error;
 mod pool;
 #[cfg(feature = "testing")]
 pub mod testing;
-mod xclient;
 
 pub use auth::{AuthMechanism, base64, plain_response};
 pub use client::{ConnectOptions, SmtpClient, StartTls, Timeouts, Xclient};
 pub use error::{Error, Stage};
 pub use haraka_smtp::Reply;
 pub use haraka_smtp::client::Capabilities;
+pub use haraka_smtp::xclient::XclientAttrs;
 pub use pool::{Lease, Pool};
-pub use xclient::XclientAttrs;

@@ -4,8 +4,6 @@
 //! No IO: the async client reads bytes into a [`ReplyParser`] and writes the bytes
 //! the `*_cmd` functions return.
 
-use std::net::IpAddr;
-
 use crate::reply::Reply;
 
 /// Longest reply line accepted (RFC 5321 says 512; servers send longer texts).
@@ -229,39 +227,3 @@ pub const QUIT: &[u8] = b"QUIT\r\n";
 pub const RSET: &[u8] = b"RSET\r\n";
 pub const NOOP: &[u8] = b"NOOP\r\n";
 pub const STARTTLS: &[u8] = b"STARTTLS\r\n";
-
-/// RFC 3461 xtext: `+`, `=`, and bytes outside `!`..`~` become `+XX`.
-pub fn xtext(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for &b in value.as_bytes() {
-        if (b'!'..=b'~').contains(&b) && b != b'+' && b != b'=' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("+{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The XCLIENT form of an address: IPv6 with the `IPV6:` prefix Postfix expects.
-pub fn xclient_addr(ip: IpAddr) -> String {
-    match crate::conn::canonical_ip(ip) {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("IPV6:{v6}"),
-    }
-}
-
-/// `XCLIENT NAME=value …` with xtext-encoded values, keeping only the attributes the
-/// server lists in `advertised` (its `XCLIENT` parameters). `None` when none is left.
-pub fn xclient_cmd(advertised: &[String], attrs: &[(&str, &str)]) -> Option<Vec<u8>> {
-    let mut line = String::from("XCLIENT");
-    let mut any = false;
-    for (name, value) in attrs {
-        if advertised.iter().any(|a| a.eq_ignore_ascii_case(name)) {
-            line.push_str(&format!(" {}={}", name.to_ascii_uppercase(), xtext(value)));
-            any = true;
-        }
-    }
-    line.push_str("\r\n");
-    any.then(|| line.into_bytes())
-}

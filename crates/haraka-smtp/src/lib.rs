@@ -34,6 +34,7 @@ pub mod reply;
 pub mod session;
 #[cfg(feature = "testing")]
 pub mod transcript;
+pub mod xclient;
 
 pub use address::{Address, AddressError};
 pub use conn::{
@@ -46,3 +47,4 @@ pub use hook::{Action, Hook, HookArgs, Msg, Outcome};
 pub use message::Message;
 pub use reply::Reply;
 pub use session::{Env, Event, Session, SessionConfig};
+pub use xclient::XclientAttrs;

@@ -10,7 +10,6 @@
 //! inside a transaction, or without a valid `ADDR`; and it never sends XCLIENT
 //! upstream (queue/smtp_forward does that).
 
-pub mod args;
 mod config;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -23,9 +22,8 @@ use haraka_plugin_api::{
     BoxFuture, ConnAction, Connection, Hello, HelloVerb, Hook, HookArgs, Msg, Outcome, Plugin,
     PluginError, PluginInit, Registration, ready,
 };
+use haraka_smtp::XclientAttrs;
 use ipnet::IpNet;
-
-use crate::args::XclientArgs;
 
 /// The EHLO keyword line advertised to trusted clients.
 pub const CAPABILITY: &str = "XCLIENT NAME ADDR PROTO HELO LOGIN";
@@ -88,8 +86,8 @@ impl Xclient {
             tracing::warn!(uuid = %conn.uuid, ip = %conn.remote.ip, "XCLIENT refused: client not in xclient.hosts");
             return Outcome::deny(Msg::dsn(550, "5.5.0", "Not authorized"));
         }
-        let args = args::parse(rest);
-        for why in &args.ignored {
+        let (args, ignored) = XclientAttrs::parse(rest);
+        for why in &ignored {
             tracing::warn!(uuid = %conn.uuid, "XCLIENT argument ignored: {why}");
         }
         let Some(addr) = args.addr else {
@@ -102,7 +100,7 @@ impl Xclient {
 }
 
 /// Replace the client's attributes and ask the session to start over.
-fn apply(conn: &mut Connection, addr: IpAddr, args: XclientArgs) {
+fn apply(conn: &mut Connection, addr: IpAddr, args: XclientAttrs) {
     conn.transaction = None;
     conn.set_connection_relaying(false);
     conn.remote.ip = addr;

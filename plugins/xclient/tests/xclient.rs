@@ -385,23 +385,3 @@ fn other_hooks_continue() {
         Outcome::cont()
     );
 }
-
-#[test]
-fn xtext_decoding() {
-    use haraka_plugin_xclient::args::xtext_decode;
-    let table = [
-        ("plain", Some("plain")),
-        ("a+2Bb", Some("a+b")),
-        ("a+2bb", Some("a+b")),
-        ("+3D", Some("=")),
-        ("trail+", None),
-        ("trail+4", None),
-        ("sign++1x", None),
-        ("bad+G1", None),
-        ("+C3+A9", Some("\u{e9}")),
-        ("+FF", None),
-    ];
-    for (input, expect) in table {
-        assert_eq!(xtext_decode(input).as_deref(), expect, "{input}");
-    }
-}

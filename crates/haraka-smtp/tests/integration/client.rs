@@ -4,9 +4,9 @@ use std::net::IpAddr;
 
 use haraka_smtp::Reply;
 use haraka_smtp::client::{
-    Capabilities, ReplyError, ReplyParser, ehlo_cmd, mail_cmd, parse_reply, rcpt_cmd, xclient_addr,
-    xclient_cmd, xtext,
+    Capabilities, ReplyError, ReplyParser, ehlo_cmd, mail_cmd, parse_reply, rcpt_cmd,
 };
+use haraka_smtp::xclient::{xclient_addr, xclient_cmd, xtext};
 
 #[test]
 fn single_and_multi_line() {
@@ -133,4 +133,24 @@ fn xclient() {
         b"XCLIENT ADDR=1.2.3.4 NAME=[UNAVAILABLE] HELO=a+20b\r\n"
     );
     assert_eq!(xclient_cmd(&adv, &[("LOGIN", "bob")]), None);
+}
+
+#[test]
+fn xtext_decoding() {
+    use haraka_smtp::xclient::xtext_decode;
+    let table = [
+        ("plain", Some("plain")),
+        ("a+2Bb", Some("a+b")),
+        ("a+2bb", Some("a+b")),
+        ("+3D", Some("=")),
+        ("trail+", None),
+        ("trail+4", None),
+        ("sign++1x", None),
+        ("bad+G1", None),
+        ("+C3+A9", Some("\u{e9}")),
+        ("+FF", None),
+    ];
+    for (input, expect) in table {
+        assert_eq!(xtext_decode(input).as_deref(), expect, "{input}");
+    }
 }
