@@ -137,7 +137,6 @@ async fn serve_async(app: App) -> anyhow::Result<()> {
     let ctx = Arc::new(ServerContext {
         pipeline: app.pipeline.clone(),
         session: app.settings.session.clone(),
-        inactivity_timeout: app.settings.inactivity_timeout,
         tls_handshake_timeout: Duration::from_secs(29),
         outbound: outbound.as_ref().map(|o| o.queue()),
         rdns: Rdns::system(app.settings.rdns_timeout),

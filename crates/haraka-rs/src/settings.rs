@@ -11,7 +11,6 @@ use haraka_smtp::SessionConfig;
 pub struct Settings {
     pub listen: Vec<SocketAddr>,
     pub session: SessionConfig,
-    pub inactivity_timeout: Duration,
     pub force_shutdown_timeout: Duration,
     pub rdns_timeout: Duration,
     pub user: Option<String>,
@@ -83,11 +82,11 @@ pub fn load(config: &ConfigDir) -> Result<Settings, ConfigErrors> {
         max_received: smtp.headers.max_received,
         clean_auth_results: smtp.headers.clean_auth_results,
         short_hostname,
+        inactivity_timeout: smtp.inactivity_timeout,
     };
     Ok(Settings {
         listen,
         session,
-        inactivity_timeout: smtp.inactivity_timeout,
         force_shutdown_timeout: smtp.force_shutdown_timeout,
         rdns_timeout: Duration::from_secs(5),
         user: smtp.user,

@@ -14,8 +14,6 @@ use crate::runner::Pipeline;
 pub struct ServerContext {
     pub pipeline: Pipeline,
     pub session: SessionConfig,
-    /// `smtp.ini inactivity_timeout`.
-    pub inactivity_timeout: Duration,
     /// STARTTLS handshake limit.
     pub tls_handshake_timeout: Duration,
     /// Where relayed mail goes when no `queue_outbound` plugin takes it.
@@ -38,7 +36,7 @@ impl std::fmt::Debug for ServerContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerContext")
             .field("pipeline", &self.pipeline)
-            .field("inactivity_timeout", &self.inactivity_timeout)
+            .field("inactivity_timeout", &self.session.inactivity_timeout)
             .finish()
     }
 }

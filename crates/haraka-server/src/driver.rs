@@ -1,5 +1,6 @@
 //! The per-connection driver: moves bytes between the socket and the sans-IO
-//! [`Session`], runs the hooks it asks for, and performs STARTTLS and rDNS.
+//! [`Session`], runs the hooks it asks for, performs STARTTLS and rDNS, and waits
+//! for input no longer than the session's [`Session::poll_timeout`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -77,24 +78,22 @@ impl Driver {
             if !self.drain(session).await {
                 return;
             }
-            if session.is_closed() {
+            let Some(limit) = session.poll_timeout() else {
                 let _ = self.flush().await;
                 return;
-            }
+            };
             if self.flush().await.is_err() {
                 self.peer_gone(session).await;
                 return;
             }
             buf.clear();
-            let read =
-                tokio::time::timeout(self.ctx.inactivity_timeout, self.stream.read_buf(&mut buf));
-            match read.await {
+            match tokio::time::timeout(limit, self.stream.read_buf(&mut buf)).await {
                 Ok(Ok(0)) | Ok(Err(_)) => {
                     self.peer_gone(session).await;
                     return;
                 }
                 Ok(Ok(n)) => session.feed(buf.get(..n).unwrap_or_default()),
-                Err(_) => session.timeout(),
+                Err(_) => session.handle_timeout(),
             }
         }
     }

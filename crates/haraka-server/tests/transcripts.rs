@@ -134,8 +134,10 @@ async fn start(
             plugin: script,
             timeout: Some(Duration::from_secs(5)),
         }]),
-        session: o.config.clone(),
-        inactivity_timeout: inactivity,
+        session: haraka_smtp::SessionConfig {
+            inactivity_timeout: inactivity,
+            ..o.config.clone()
+        },
         tls_handshake_timeout: Duration::from_secs(5),
         outbound: None,
         rdns,

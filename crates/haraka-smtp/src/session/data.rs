@@ -3,11 +3,26 @@
 
 use serde_json::Value;
 
-use super::{After, Mode, Session, UNLIMITED_DATABYTES_CAP};
+use super::{After, Event, Mode, Pending, Session, UNLIMITED_DATABYTES_CAP};
 use crate::data::DataReceiver;
 use crate::hook::{Action, Hook, HookArgs, Outcome};
 use crate::message::MessageBuilder;
 use crate::received::received_value;
+
+/// The DATA state: the receiver cutting the input into lines and the message
+/// those lines build.
+pub(super) struct DataState {
+    pub(super) rx: DataReceiver,
+    pub(super) builder: MessageBuilder,
+}
+
+impl std::fmt::Debug for DataState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataState")
+            .field("data_bytes", &self.rx.data_bytes())
+            .finish_non_exhaustive()
+    }
+}
 
 impl Session {
     pub(super) fn cmd_data(&mut self, rest: &str) {
@@ -34,11 +49,14 @@ impl Session {
             let value = received_value(&self.conn, &self.cfg.me, self.cfg.product(), &date);
             builder.leading_field("Received", &value);
         }
-        self.builder = Some(builder);
-        self.run_hook(Hook::Data, HookArgs::None);
+        self.pending = Some(Pending::Data(builder));
+        self.events.push_back(Event::Hook {
+            hook: Hook::Data,
+            args: HookArgs::None,
+        });
     }
 
-    pub(super) fn on_data(&mut self, outcome: Outcome) {
+    pub(super) fn on_data(&mut self, outcome: Outcome, builder: MessageBuilder) {
         let msg = outcome.msg.as_ref();
         match outcome.action {
             Action::Deny | Action::DenySoft => {
@@ -65,21 +83,18 @@ impl Session {
                     0 => UNLIMITED_DATABYTES_CAP,
                     n => n,
                 };
-                self.data = Some(DataReceiver::new(self.cfg.max_data_line_length, limit));
-                if self.builder.is_none() {
-                    self.builder = Some(MessageBuilder::new());
-                }
-                self.mode = Mode::Data;
+                let rx = DataReceiver::new(self.cfg.max_data_line_length, limit);
+                self.mode = Mode::Data(Box::new(DataState { rx, builder }));
             }
         }
     }
 
     /// The end-of-data line was seen.
     pub(super) fn data_done(&mut self) {
-        self.mode = Mode::Cmd;
-        let (Some(rx), Some(builder)) = (self.data.take(), self.builder.take()) else {
+        let Mode::Data(state) = std::mem::replace(&mut self.mode, Mode::Cmd) else {
             return;
         };
+        let DataState { rx, builder } = *state;
         let Some(t) = self.conn.transaction.as_mut() else {
             return;
         };

@@ -2,6 +2,7 @@
 //! line (length, TLS ClientHello, 8-bit after HELO, LOOP state), the verb dispatch,
 //! and feeding DATA.
 
+use super::data::DataState;
 use super::{MIN_LINE, Mode, Session};
 use crate::command::{Command, parse_command};
 use crate::conn::HelloVerb;
@@ -110,13 +111,13 @@ impl Session {
 
     /// Feed buffered input to the DATA receiver.
     pub(super) fn step_data(&mut self) -> bool {
+        let Mode::Data(state) = &mut self.mode else {
+            return false;
+        };
         if self.input.is_empty() {
             return false;
         }
-        let (Some(rx), Some(builder)) = (self.data.as_mut(), self.builder.as_mut()) else {
-            self.mode = Mode::Cmd;
-            return true;
-        };
+        let DataState { rx, builder } = &mut **state;
         match rx.feed(&self.input, |line| builder.push_line(line)) {
             Feed::More => self.input.clear(),
             Feed::Done { consumed } => {

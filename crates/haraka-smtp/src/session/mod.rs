@@ -7,6 +7,9 @@
 //! the session waits for input ([`Session::feed`]) or for the peer to go away
 //! ([`Session::peer_closed`]).
 //!
+//! While it waits for input, [`Session::poll_timeout`] says how long the client may
+//! stay silent before the driver calls [`Session::handle_timeout`].
+//!
 //! One command is processed at a time; buffered (pipelined) input is processed
 //! after the reply to the previous command, so replies are always in order. Hooks
 //! that plugins answer with a request ([`crate::ConnAction`]) are acted on once the
@@ -22,10 +25,10 @@ mod queue;
 mod rcpt;
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use crate::command::MailArgs;
 use crate::conn::{ConnAction, Connection, HelloVerb, TlsInfo, TlsUpgrade};
-use crate::data::DataReceiver;
 use crate::hook::{Hook, HookArgs, Msg, Outcome};
 use crate::message::MessageBuilder;
 use crate::reply::{Reply, deny_tag};
@@ -75,6 +78,8 @@ pub struct SessionConfig {
     pub clean_auth_results: bool,
     /// The first label of the host name, for `deny_includes_uuid`.
     pub short_hostname: String,
+    /// `smtp.ini inactivity_timeout`: how long the client may stay silent.
+    pub inactivity_timeout: Duration,
 }
 
 impl Default for SessionConfig {
@@ -97,6 +102,7 @@ impl Default for SessionConfig {
             max_received: 100,
             clean_auth_results: true,
             short_hostname: "localhost".to_owned(),
+            inactivity_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -136,7 +142,7 @@ pub const MAX_BUFFERED: usize = 1024 * 1024;
 /// Storage limit for a message when `databytes` is 0 (no configured limit).
 pub const UNLIMITED_DATABYTES_CAP: u64 = 256 * 1024 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 enum Mode {
     /// connect_init … connect (or XCLIENT's restart): input waits.
     Connecting,
@@ -146,7 +152,8 @@ enum Mode {
         code: u16,
         lines: Vec<String>,
     },
-    Data,
+    /// Receiving the message: the DATA receiver and the message it builds.
+    Data(Box<data::DataState>),
     /// Waiting for the TLS handshake; input is discarded.
     Tls,
     Closing,
@@ -166,6 +173,8 @@ enum After {
 #[derive(Debug)]
 enum Pending {
     Hook(Hook),
+    /// The `data` hook; the message starts with this builder (its `Received:`).
+    Data(MessageBuilder),
     Reset(After),
     Rdns,
 }
@@ -179,8 +188,6 @@ pub struct Session {
     pending: Option<Pending>,
     events: VecDeque<Event>,
     input: Vec<u8>,
-    data: Option<DataReceiver>,
-    builder: Option<MessageBuilder>,
     rcpt_params: Vec<(String, Option<String>)>,
     last_rcpt_msg: Option<Msg>,
     queue_msg: Msg,
@@ -211,8 +218,6 @@ impl Session {
             pending: None,
             events: VecDeque::new(),
             input: Vec::new(),
-            data: None,
-            builder: None,
             rcpt_params: Vec::new(),
             last_rcpt_msg: None,
             queue_msg: Msg::default(),
@@ -238,7 +243,7 @@ impl Session {
             return;
         }
         self.input.extend_from_slice(input);
-        if self.mode != Mode::Data && self.input.len() > MAX_BUFFERED {
+        if !matches!(self.mode, Mode::Data(_)) && self.input.len() > MAX_BUFFERED {
             self.input.clear();
             self.respond(421, vec!["Too much pipelined input".to_owned()]);
             self.disconnect();
@@ -277,6 +282,7 @@ impl Session {
         }
         match pending {
             Pending::Hook(hook) => self.on_hook(hook, outcome),
+            Pending::Data(builder) => self.on_data(outcome, builder),
             Pending::Reset(after) => self.after_reset(after),
             Pending::Rdns => {}
         }
@@ -300,7 +306,7 @@ impl Session {
     /// The TLS handshake after [`Event::StartTls`] succeeded.
     pub fn tls_done(&mut self, info: TlsInfo) {
         self.conn.tls = info;
-        if self.mode != Mode::Tls {
+        if !matches!(self.mode, Mode::Tls) {
             return;
         }
         self.input.clear();
@@ -317,8 +323,16 @@ impl Session {
         self.disconnect();
     }
 
-    /// The inactivity timer fired: `421 timeout` and close.
-    pub fn timeout(&mut self) {
+    /// How long from now the client may stay silent before
+    /// [`Session::handle_timeout`] is due: the timer starts again each time the
+    /// driver goes back to waiting for input. `None` once the session has ended.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        (!self.is_closed()).then_some(self.cfg.inactivity_timeout)
+    }
+
+    /// The time from [`Session::poll_timeout`] passed without input: `421 timeout`
+    /// and close.
+    pub fn handle_timeout(&mut self) {
         if matches!(self.mode, Mode::Closing | Mode::Closed) {
             return;
         }
@@ -334,7 +348,7 @@ impl Session {
 
     /// Whether the session has ended (after [`Event::Close`]).
     pub fn is_closed(&self) -> bool {
-        self.mode == Mode::Closed
+        matches!(self.mode, Mode::Closed)
     }
 
     /// Bytes buffered but not yet processed (for bounding memory per connection).
@@ -367,7 +381,7 @@ impl Session {
         }
         match self.mode {
             Mode::Cmd | Mode::Loop { .. } => self.step_command(),
-            Mode::Data => self.step_data(),
+            Mode::Data(_) => self.step_data(),
             _ => false,
         }
     }
@@ -383,7 +397,6 @@ impl Session {
             Hook::Mail => self.on_mail(outcome),
             Hook::Rcpt => self.on_rcpt(outcome),
             Hook::RcptOk => self.on_rcpt_ok(outcome),
-            Hook::Data => self.on_data(outcome),
             Hook::MaxDataExceeded => self.on_max_data_exceeded(outcome),
             Hook::DataPost => self.on_data_post(outcome),
             Hook::Queue | Hook::QueueOutbound => self.on_queue(outcome),
@@ -468,8 +481,6 @@ impl Session {
 
     fn drop_transaction(&mut self) {
         self.conn.transaction = None;
-        self.data = None;
-        self.builder = None;
         self.last_rcpt_msg = None;
     }
 
@@ -491,7 +502,6 @@ impl Session {
         }
         self.mode = Mode::Closing;
         self.input.clear();
-        self.data = None;
         if self.pending.is_some() {
             self.deferred_disconnect = true;
             return;

@@ -173,7 +173,7 @@ pub fn run(t: &Transcript) -> Result<(), String> {
             }
             Step::Do { action, .. } => {
                 match action {
-                    ClientAction::Timeout => s.timeout(),
+                    ClientAction::Timeout => s.handle_timeout(),
                     ClientAction::PeerClose => s.peer_closed(),
                 }
                 r.drive(&mut s)?;
