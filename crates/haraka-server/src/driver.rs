@@ -1,6 +1,7 @@
 //! The per-connection driver: moves bytes between the socket and the sans-IO
-//! [`Session`], runs the hooks it asks for, performs STARTTLS and rDNS, and waits
-//! for input no longer than the session's [`Session::poll_timeout`].
+//! [`Session`], runs the hooks it asks for, performs STARTTLS and rDNS, waits for
+//! input no longer than the session's [`Session::poll_timeout`], and drops the
+//! connection when the server's [`Shutdown`] closes every session.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,12 +15,19 @@ use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use crate::context::ServerContext;
+use crate::server::{Phase, Shutdown};
 
 /// Read buffer size per connection.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Serve one client until the session ends.
-pub async fn serve(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, ctx: Arc<ServerContext>) {
+/// Serve one client until the session ends or the server closes every session.
+pub async fn serve(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    ctx: Arc<ServerContext>,
+    mut shutdown: Shutdown,
+) {
     let _ = tcp.set_nodelay(true);
     let conn = Connection::new(
         ctx.env.connection_uuid(),
@@ -31,7 +39,7 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, ctx: Arc
         },
     );
     let span = tracing::info_span!("conn", uuid = %conn.uuid);
-    async move {
+    let serving = async move {
         tracing::info!(
             "connect ip={} port={} local_port={}",
             peer.ip(),
@@ -59,8 +67,11 @@ pub async fn serve(tcp: TcpStream, peer: SocketAddr, local: SocketAddr, ctx: Arc
         driver.run(&mut session).await;
         tracing::info!("disconnect");
     }
-    .instrument(span)
-    .await
+    .instrument(span);
+    tokio::select! {
+        () = serving => {}
+        () = shutdown.reached(Phase::Closing) => {}
+    }
 }
 
 struct Driver {

@@ -20,4 +20,4 @@ pub use context::{ImplicitTls, ServerContext};
 pub use env::{EnvSource, SystemEnv};
 pub use rdns::Rdns;
 pub use runner::{LoadedPlugin, Pipeline};
-pub use server::{Server, ServerError, ShutdownHandle, shutdown_channel};
+pub use server::{Phase, Server, ServerError, Shutdown, ShutdownHandle, shutdown_channel};

@@ -1,4 +1,6 @@
-//! Listeners, the accept loop and graceful shutdown.
+//! Listeners, the accept loop and graceful shutdown: the listeners close first, open
+//! sessions go on for the grace period, then every connection's [`Shutdown`] closes
+//! its session.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,6 +47,33 @@ impl ShutdownHandle {
     }
 }
 
+/// How far the server's shutdown has gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    Running,
+    /// The listeners are closed; open sessions go on until the grace period ends.
+    Draining,
+    /// The grace period is over: every session ends now.
+    Closing,
+}
+
+/// One connection's view of the server's shutdown: each connection's driver holds
+/// one, and [`Server::run`] moves them all through the [`Phase`]s.
+#[derive(Debug, Clone)]
+pub struct Shutdown(watch::Receiver<Phase>);
+
+impl Shutdown {
+    /// The phase the server is in.
+    pub fn phase(&self) -> Phase {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the server has reached `phase` (or is gone).
+    pub async fn reached(&mut self, phase: Phase) {
+        let _ = self.0.wait_for(|p| *p >= phase).await;
+    }
+}
+
 impl Server {
     /// Bind every address (before privileges are dropped).
     pub async fn bind(
@@ -83,10 +112,12 @@ impl Server {
     /// caller may be running this on a thread outside the runtime's workers).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
         let sessions = Arc::new(Mutex::new(JoinSet::new()));
+        let (phase, _) = watch::channel(Phase::Running);
         let mut accepts = JoinSet::new();
         for listener in self.listeners {
             let sessions = Arc::clone(&sessions);
             let ctx = Arc::clone(&self.ctx);
+            let phase = phase.clone();
             accepts.spawn(async move {
                 loop {
                     match listener.accept().await {
@@ -95,7 +126,8 @@ impl Server {
                             let mut set = sessions.lock().unwrap_or_else(PoisonError::into_inner);
                             // Reap the sessions that ended since the last accept.
                             while set.try_join_next().is_some() {}
-                            set.spawn(driver::serve(tcp, peer, local, Arc::clone(&ctx)));
+                            let shutdown = Shutdown(phase.subscribe());
+                            set.spawn(driver::serve(tcp, peer, local, Arc::clone(&ctx), shutdown));
                         }
                         Err(e) => {
                             tracing::warn!("accept failed: {e}");
@@ -112,6 +144,7 @@ impl Server {
         }
         accepts.abort_all();
         while accepts.join_next().await.is_some() {}
+        phase.send_replace(Phase::Draining);
         let mut sessions =
             std::mem::take(&mut *sessions.lock().unwrap_or_else(PoisonError::into_inner));
         while sessions.try_join_next().is_some() {}
@@ -126,7 +159,8 @@ impl Server {
         .await;
         if drained.is_err() {
             tracing::warn!("force shutdown: closing {} session(s)", sessions.len());
-            sessions.abort_all();
+            phase.send_replace(Phase::Closing);
+            while sessions.join_next().await.is_some() {}
         }
         self.ctx.pipeline.shutdown();
     }

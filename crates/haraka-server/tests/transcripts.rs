@@ -326,3 +326,39 @@ fn remote_ip_used_by_transcripts_is_loopback() {
     let ip: IpAddr = "127.0.0.2".parse().unwrap();
     assert!(ip.is_loopback());
 }
+
+/// Shutdown: the listeners close at once, an open session is still answered during
+/// the grace period (1 s in `start`), then it is closed without a reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_listeners_then_sessions_after_the_grace_period() {
+    let t = transcript::parse("").unwrap();
+    let script = Arc::new(Script {
+        answers: Mutex::new(HashMap::new()),
+        relaying: false,
+        queued: Mutex::new(None),
+    });
+    let (addr, handle) = start(&t, script, Duration::from_secs(30)).await;
+    let mut c = Client {
+        stream: TcpStream::connect(addr).await.unwrap(),
+        buf: Vec::new(),
+    };
+    assert!(c.line().await.unwrap().starts_with("220 "));
+    handle.shutdown();
+    let asked = std::time::Instant::now();
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(asked.elapsed() < Duration::from_secs(5), "still listening");
+        tokio::task::yield_now().await;
+    }
+    c.stream.write_all(b"HELO client.test\r\n").await.unwrap();
+    assert!(c.line().await.unwrap().starts_with("250 "));
+    assert_eq!(
+        c.line().await,
+        None,
+        "closed at the end of the grace period"
+    );
+    let waited = asked.elapsed();
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(5)).contains(&waited),
+        "closed after {waited:?}"
+    );
+}
