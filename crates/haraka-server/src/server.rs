@@ -1,6 +1,5 @@
-//! Listeners, the accept loop and graceful shutdown: the listeners close first, open
-//! sessions go on for the grace period, then every connection's [`Shutdown`] closes
-//! its session.
+//! Listeners, the accept loop and graceful shutdown (through each connection's
+//! [`Shutdown`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -63,11 +62,6 @@ pub enum Phase {
 pub struct Shutdown(watch::Receiver<Phase>);
 
 impl Shutdown {
-    /// The phase the server is in.
-    pub fn phase(&self) -> Phase {
-        *self.0.borrow()
-    }
-
     /// Resolves once the server has reached `phase` (or is gone).
     pub async fn reached(&mut self, phase: Phase) {
         let _ = self.0.wait_for(|p| *p >= phase).await;

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{After, Event, Mode, Pending, Session, UNLIMITED_DATABYTES_CAP};
+use super::{After, Mode, Pending, Session, UNLIMITED_DATABYTES_CAP};
 use crate::data::DataReceiver;
 use crate::hook::{Action, Hook, HookArgs, Outcome};
 use crate::message::MessageBuilder;
@@ -11,17 +11,10 @@ use crate::received::received_value;
 
 /// The DATA state: the receiver cutting the input into lines and the message
 /// those lines build.
+#[derive(Debug)]
 pub(super) struct DataState {
     pub(super) rx: DataReceiver,
     pub(super) builder: MessageBuilder,
-}
-
-impl std::fmt::Debug for DataState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataState")
-            .field("data_bytes", &self.rx.data_bytes())
-            .finish_non_exhaustive()
-    }
 }
 
 impl Session {
@@ -49,11 +42,7 @@ impl Session {
             let value = received_value(&self.conn, &self.cfg.me, self.cfg.product(), &date);
             builder.leading_field("Received", &value);
         }
-        self.pending = Some(Pending::Data(builder));
-        self.events.push_back(Event::Hook {
-            hook: Hook::Data,
-            args: HookArgs::None,
-        });
+        self.await_hook(Pending::Data(builder), Hook::Data, HookArgs::None);
     }
 
     pub(super) fn on_data(&mut self, outcome: Outcome, builder: MessageBuilder) {

@@ -433,7 +433,12 @@ impl Session {
     }
 
     fn run_hook(&mut self, hook: Hook, args: HookArgs) {
-        self.pending = Some(Pending::Hook(hook));
+        self.await_hook(Pending::Hook(hook), hook, args);
+    }
+
+    /// Ask the driver to run `hook`; its answer goes to what `pending` says.
+    fn await_hook(&mut self, pending: Pending, hook: Hook, args: HookArgs) {
+        self.pending = Some(pending);
         self.events.push_back(Event::Hook { hook, args });
     }
 
@@ -469,11 +474,11 @@ impl Session {
     /// Run `reset_transaction` if a transaction is open, then do `after`.
     fn reset_then(&mut self, after: After) {
         if self.conn.transaction.is_some() {
-            self.pending = Some(Pending::Reset(after));
-            self.events.push_back(Event::Hook {
-                hook: Hook::ResetTransaction,
-                args: HookArgs::None,
-            });
+            self.await_hook(
+                Pending::Reset(after),
+                Hook::ResetTransaction,
+                HookArgs::None,
+            );
         } else {
             self.after_reset(after);
         }
