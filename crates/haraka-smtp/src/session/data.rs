@@ -46,36 +46,17 @@ impl Session {
     }
 
     pub(super) fn on_data(&mut self, outcome: Outcome, builder: MessageBuilder) {
-        let msg = outcome.msg.as_ref();
-        match outcome.action {
-            Action::Deny | Action::DenySoft => {
-                let code = if outcome.action == Action::Deny {
-                    554
-                } else {
-                    451
-                };
-                self.respond_msg(code, msg, "Message denied");
-                self.reset_then(After::Nothing);
-            }
-            Action::DenyDisconnect | Action::DenySoftDisconnect => {
-                let code = if outcome.action == Action::DenyDisconnect {
-                    554
-                } else {
-                    451
-                };
-                self.respond_msg(code, msg, "Message denied");
-                self.disconnect();
-            }
-            _ => {
-                self.respond1(354, "go ahead, make my day");
-                let limit = match self.cfg.databytes {
-                    0 => UNLIMITED_DATABYTES_CAP,
-                    n => n,
-                };
-                let rx = DataReceiver::new(self.cfg.max_data_line_length, limit);
-                self.mode = Mode::Data(Box::new(DataState { rx, builder }));
-            }
+        let answer = (outcome.action, outcome.msg.as_ref());
+        if self.rejected(answer, (554, 451), "Message denied", Session::reset) {
+            return;
         }
+        self.respond1(354, "go ahead, make my day");
+        let limit = match self.cfg.databytes {
+            0 => UNLIMITED_DATABYTES_CAP,
+            n => n,
+        };
+        let rx = DataReceiver::new(self.cfg.max_data_line_length, limit);
+        self.mode = Mode::Data(Box::new(DataState { rx, builder }));
     }
 
     /// The end-of-data line was seen.

@@ -3,7 +3,7 @@
 use super::{After, Session};
 use crate::command::hello_host;
 use crate::conn::{Hello, HelloVerb};
-use crate::hook::{Action, Hook, HookArgs, Outcome};
+use crate::hook::{Hook, HookArgs, Outcome};
 
 impl Session {
     pub(super) fn cmd_hello(&mut self, verb: HelloVerb, rest: &str) {
@@ -42,36 +42,21 @@ impl Session {
     }
 
     pub(super) fn on_hello(&mut self, verb: HelloVerb, outcome: Outcome) {
-        let msg = outcome.msg.as_ref();
+        let answer = (outcome.action, outcome.msg.as_ref());
         let denied = format!("{} denied", verb.as_str());
-        match outcome.action {
-            Action::Deny => {
-                self.respond_msg(550, msg, &denied);
-                self.conn.hello = None;
+        if self.rejected(answer, (550, 450), &denied, |s| s.conn.hello = None) {
+            return;
+        }
+        match verb {
+            HelloVerb::Helo => {
+                let line = self.hello_line();
+                self.respond1(250, &line);
             }
-            Action::DenyDisconnect => {
-                self.respond_msg(550, msg, &denied);
-                self.disconnect();
+            HelloVerb::Ehlo => {
+                self.conn.capabilities.clear();
+                self.conn.esmtp = true;
+                self.run_hook(Hook::Capabilities, HookArgs::None);
             }
-            Action::DenySoft => {
-                self.respond_msg(450, msg, &denied);
-                self.conn.hello = None;
-            }
-            Action::DenySoftDisconnect => {
-                self.respond_msg(450, msg, &denied);
-                self.disconnect();
-            }
-            _ => match verb {
-                HelloVerb::Helo => {
-                    let line = self.hello_line();
-                    self.respond1(250, &line);
-                }
-                HelloVerb::Ehlo => {
-                    self.conn.capabilities.clear();
-                    self.conn.esmtp = true;
-                    self.run_hook(Hook::Capabilities, HookArgs::None);
-                }
-            },
         }
     }
 

@@ -3,7 +3,7 @@
 use super::{After, Session};
 use crate::command::{MailArgs, parse_mail_args, size_param};
 use crate::conn::Transaction;
-use crate::hook::{Action, Hook, HookArgs, Outcome};
+use crate::hook::{Hook, HookArgs, Outcome};
 
 impl Session {
     pub(super) fn cmd_mail(&mut self, rest: &str) {
@@ -62,25 +62,14 @@ impl Session {
             return;
         };
         let dmsg = format!("sender {}", t.mail_from_text());
-        let msg = outcome.msg.as_ref();
-        match outcome.action {
-            Action::Deny => {
-                self.respond_msg(550, msg, &format!("{dmsg} denied"));
-                self.reset_then(After::Nothing);
-            }
-            Action::DenyDisconnect => {
-                self.respond_msg(550, msg, &format!("{dmsg} denied"));
-                self.disconnect();
-            }
-            Action::DenySoft => {
-                self.respond_msg(450, msg, &format!("{dmsg} denied"));
-                self.reset_then(After::Nothing);
-            }
-            Action::DenySoftDisconnect => {
-                self.respond_msg(450, msg, &format!("{dmsg} denied"));
-                self.disconnect();
-            }
-            _ => self.respond_msg(250, msg, &format!("{dmsg} OK")),
+        let answer = (outcome.action, outcome.msg.as_ref());
+        if !self.rejected(
+            answer,
+            (550, 450),
+            &format!("{dmsg} denied"),
+            Session::reset,
+        ) {
+            self.respond_msg(250, answer.1, &format!("{dmsg} OK"));
         }
     }
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use crate::command::MailArgs;
 use crate::conn::{ConnAction, Connection, HelloVerb, TlsInfo, TlsUpgrade};
-use crate::hook::{Hook, HookArgs, Msg, Outcome};
+use crate::hook::{Action, Hook, HookArgs, Msg, Outcome};
 use crate::message::MessageBuilder;
 use crate::reply::{Reply, deny_tag};
 
@@ -461,6 +461,30 @@ impl Session {
         self.events.push_back(Event::Send(bytes));
     }
 
+    /// Haraka's four rejections: reply `hard` to DENY and DENYDISCONNECT, `soft` to
+    /// DENYSOFT and DENYSOFTDISCONNECT (the plugin's message, else `default`), then
+    /// disconnect for the `…DISCONNECT` ones or run `then`. False for other actions.
+    fn rejected(
+        &mut self,
+        (action, msg): (Action, Option<&Msg>),
+        (hard, soft): (u16, u16),
+        default: &str,
+        then: fn(&mut Session),
+    ) -> bool {
+        let code = match action {
+            Action::Deny | Action::DenyDisconnect => hard,
+            Action::DenySoft | Action::DenySoftDisconnect => soft,
+            _ => return false,
+        };
+        self.respond_msg(code, msg, default);
+        if matches!(action, Action::DenyDisconnect | Action::DenySoftDisconnect) {
+            self.disconnect();
+        } else {
+            then(self);
+        }
+        true
+    }
+
     fn respond1(&mut self, code: u16, text: &str) {
         self.respond(code, vec![text.to_owned()]);
     }
@@ -469,6 +493,11 @@ impl Session {
     fn respond_msg(&mut self, code: u16, msg: Option<&Msg>, default: &str) {
         let (code, lines) = reply_parts(code, msg, default);
         self.respond(code, lines);
+    }
+
+    /// Run `reset_transaction` if a transaction is open.
+    fn reset(&mut self) {
+        self.reset_then(After::Nothing);
     }
 
     /// Run `reset_transaction` if a transaction is open, then do `after`.

@@ -54,24 +54,7 @@ impl Session {
     /// `action` is not a rejection.
     fn rcpt_rejected(&mut self, action: Action, msg: Option<&Msg>, dmsg: &str) -> bool {
         let denied = format!("{dmsg} denied");
-        match action {
-            Action::Deny | Action::DenySoft => {
-                let code = if action == Action::Deny { 550 } else { 450 };
-                self.respond_msg(code, msg, &denied);
-                self.pop_rcpt();
-            }
-            Action::DenyDisconnect | Action::DenySoftDisconnect => {
-                let code = if action == Action::DenyDisconnect {
-                    550
-                } else {
-                    450
-                };
-                self.respond_msg(code, msg, &denied);
-                self.disconnect();
-            }
-            _ => return false,
-        }
-        true
+        self.rejected((action, msg), (550, 450), &denied, Session::pop_rcpt)
     }
 
     pub(super) fn on_rcpt(&mut self, outcome: Outcome) {
