@@ -161,6 +161,12 @@ pub fn dependency_rules(root: &Path) -> anyhow::Result<Vec<String>> {
         &mut problems,
     );
     forbid(
+        "haraka-plugin-host",
+        &["haraka-plugin-sdk"],
+        "the host and the SDK share only the abi and wire crates",
+        &mut problems,
+    );
+    forbid(
         "haraka-config",
         &async_crates,
         "config reading is synchronous",

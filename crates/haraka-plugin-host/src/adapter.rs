@@ -11,7 +11,7 @@ use haraka_plugin_api::{
     Action, BoxFuture, Connection, Hook, HookArgs, Msg, OutboundArgs, OutboundMail, Outcome,
     Plugin, Registration,
 };
-use haraka_plugin_sdk::wire::{self, WireError};
+use haraka_plugin_wire::{self as wire, WireError};
 
 use crate::completion::{self, Completed};
 use crate::library::Library;

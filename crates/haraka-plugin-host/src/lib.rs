@@ -25,7 +25,7 @@ use std::sync::Arc;
 use haraka_plugin_api::{ConfigDir, Plugin};
 
 pub use completion::ignored_completions;
-pub use haraka_plugin_sdk::PLUGIN_ERROR_TEXT;
+pub use haraka_plugin_wire::PLUGIN_ERROR_TEXT;
 
 /// Why a plugin library could not be used; each names the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -11,8 +11,9 @@ use std::task::{Context, Poll, Waker};
 use haraka_plugin_api::{Connection, Hook, Outcome, Plugin};
 use tokio::runtime::Runtime;
 
-use crate::wire::{self, Target};
-use crate::{PLUGIN_ERROR_TEXT, ffi, host};
+use haraka_plugin_wire::{self as wire, PLUGIN_ERROR_TEXT, Target};
+
+use crate::{ffi, host};
 
 /// Answers one hook call exactly once: by [`Completer::finish`], or with a 4xx
 /// when dropped unanswered (a panic unwinding through it, a cancelled task).

@@ -188,7 +188,11 @@ unsafe extern "C" fn hook(instance: *mut c_void, call: *const HkHookCall) {
     // SAFETY: `instance` is the handle `create` returned; the host keeps it alive
     // until `destroy` and never calls `hook` after that.
     let Some(instance) = (unsafe { instance.cast::<Instance>().as_ref() }) else {
-        completer.finish(&Outcome::deny_soft(crate::PLUGIN_ERROR_TEXT), &[], None);
+        completer.finish(
+            &Outcome::deny_soft(haraka_plugin_wire::PLUGIN_ERROR_TEXT),
+            &[],
+            None,
+        );
         return;
     };
     let started = catch_unwind(AssertUnwindSafe(|| {
@@ -215,14 +219,18 @@ fn start(instance: &Instance, call: Call, completer: Completer) {
         completer.finish(&Outcome::cont(), &[], None);
         return;
     };
-    let target = match crate::wire::decode_request(&call.request, call.body) {
+    let target = match haraka_plugin_wire::decode_request(&call.request, call.body) {
         Ok(t) => t,
         Err(e) => {
             host::log(
                 haraka_plugin_abi::HK_LOG_ERROR,
                 &format!("plugin {}: {e}", instance.name),
             );
-            completer.finish(&Outcome::deny_soft(crate::PLUGIN_ERROR_TEXT), &[], None);
+            completer.finish(
+                &Outcome::deny_soft(haraka_plugin_wire::PLUGIN_ERROR_TEXT),
+                &[],
+                None,
+            );
             return;
         }
     };

@@ -8,8 +8,7 @@
 //! the plugin's edits back, running the hook's future (on the calling thread, then
 //! on the SDK's own runtime if it has to wait), answering every call exactly once,
 //! forwarding `tracing` events and panics to the host's log, and config files that
-//! reload when they change ([`config`]). It also holds the JSON [`wire`] format,
-//! shared with `haraka-plugin-host`.
+//! reload when they change ([`config`]).
 //!
 //! ```
 //! use haraka_plugin_sdk::{
@@ -55,7 +54,6 @@ mod host;
 mod log;
 #[doc(hidden)]
 pub mod testing;
-pub mod wire;
 
 use std::sync::Arc;
 
@@ -67,9 +65,6 @@ pub use haraka_plugin_api::{
     Transaction, ready,
 };
 pub use {serde_json, tracing};
-
-/// The reply text of a hook whose plugin panicked or broke the ABI (a 4xx).
-pub const PLUGIN_ERROR_TEXT: &str = "plugin error";
 
 /// How a plugin is built from its name and config directory (the constructor
 /// `export_plugin!` calls, and what [`factory`] wraps for built-in use).

@@ -1,5 +1,6 @@
-//! The JSON documents that cross the plugin ABI, shared by the SDK (plugin side)
-//! and `haraka-plugin-host` (server side).
+//! The JSON documents that cross the haraka-rs plugin ABI, shared by
+//! `haraka-plugin-sdk` (the plugin's side) and `haraka-plugin-host` (the server's
+//! side), so that neither depends on the other.
 //!
 //! A hook call carries a *request*: `{"conn": <connection view>, "args": <hook
 //! arguments>}` for SMTP hooks or `{"mail": <queued mail view>, "args": ...}` for
@@ -7,6 +8,11 @@
 //! answers with *changes*: the same view after the hook (`{"conn": ..., "requests":
 //! [...]}` or `{"mail": ...}`), which the host copies onto the real state field by
 //! field. Unknown keys are ignored, so a later minor version can add fields.
+//!
+//! Plugin authors never see this crate: the SDK uses it internally. It must never
+//! do IO, never panic on a malformed document (every problem is a [`WireError`]),
+//! and never let a view change what a plugin may not change (identities, counters,
+//! TLS state).
 
 mod args;
 mod conn;
@@ -17,6 +23,10 @@ use serde_json::{Value, json};
 
 pub use args::{decode_args, decode_outbound_args, encode_args, encode_outbound_args};
 pub use conn::{apply_conn, apply_mail, decode_conn, decode_mail, encode_conn, encode_mail};
+
+/// The reply text of a hook whose plugin panicked or broke the ABI (a 4xx), the
+/// same on both sides of the ABI.
+pub const PLUGIN_ERROR_TEXT: &str = "plugin error";
 
 /// A document that does not have the expected shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
