@@ -1,13 +1,16 @@
 //! What every haraka-rs plugin sees.
 //!
-//! Owns the [`Plugin`] trait (built-in plugins and cdylib plugins alike implement
-//! it), the registration of hooks with Haraka's priorities, the outbound hook
-//! arguments, and the traits through which the server and the outbound engine meet
-//! without depending on each other. It re-exports the protocol types plugins work
-//! with from `haraka-smtp`.
+//! Owns how a plugin is written, [`Register`] (Haraka's `register()` and
+//! `register_hook`, see [`Hooks`]), which built-in plugins and cdylib plugins alike
+//! implement; the [`Plugin`] trait the server's hook runner drives, which
+//! [`plugin`] makes of a `Register` type; the outbound hook arguments; and the
+//! traits through which the server and the outbound engine meet without depending
+//! on each other. It re-exports the protocol types plugins work with from
+//! `haraka-smtp`.
 //!
 //! Safe code only; it must never do network IO or depend on an async runtime.
 
+mod hooks;
 mod outbound;
 
 use std::future::Future;
@@ -18,6 +21,10 @@ pub use haraka_config::{ConfigDir, ConfigErrors, Diag, Ini};
 pub use haraka_smtp::{
     Action, Address, ConnAction, Connection, Hello, HelloVerb, Hook, HookArgs, Local, Message, Msg,
     Notes, Outcome, Remote, Results, TlsInfo, TlsUpgrade, Transaction,
+};
+pub use hooks::{
+    Answer, Hooks, Later, Now, OnArgs, OnCommand, OnConn, OnGetMx, OnHello, OnMail, OnMsg,
+    OnOutbound, OnOutboundArgs, OnRcpt, Priority, Register, plugin,
 };
 pub use outbound::{MxHost, OutboundArgs, OutboundHooks, OutboundMail, OutboundQueue};
 
@@ -43,7 +50,9 @@ impl Registration {
     }
 }
 
-/// A plugin: Haraka's `exports.hook_*` functions as one trait.
+/// A plugin as the server's hook runner drives it (object-safe). Plugin authors
+/// implement [`Register`] and get this from [`plugin`]; the host of cdylib
+/// plugins implements it directly.
 ///
 /// A hook answers with an [`Outcome`] (Haraka's `next(code, msg)`). Returning is
 /// calling `next` exactly once; the server enforces the timeout and turns a panic

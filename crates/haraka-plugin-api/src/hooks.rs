@@ -1,0 +1,328 @@
+//! Hooks as a plugin author registers them, in the spirit of Haraka's
+//! `this.register_hook('rcpt', 'check')`: one line names the hook and the method
+//! that handles it, so the list of hooks and the dispatch cannot drift apart.
+//!
+//! ```
+//! use haraka_plugin_api::{Address, Connection, Hooks, Outcome, Register};
+//!
+//! struct NoBob;
+//!
+//! impl NoBob {
+//!     fn check(&self, _conn: &mut Connection, to: &Address) -> Outcome {
+//!         if to.user == "bob" { Outcome::deny("no Bob here") } else { Outcome::cont() }
+//!     }
+//!     async fn stamp(&self, conn: &mut Connection) -> Outcome {
+//!         if let Some(txn) = conn.transaction.as_mut() {
+//!             txn.message.add_header("X-Checked", "yes");
+//!         }
+//!         Outcome::cont()
+//!     }
+//! }
+//!
+//! impl Register for NoBob {
+//!     fn register(&self, hooks: &mut Hooks<Self>) {
+//!         hooks.rcpt(Self::check).priority(-10);
+//!         hooks.data_post(Self::stamp);
+//!     }
+//! }
+//!
+//! let plugin = haraka_plugin_api::plugin("no_bob", NoBob);
+//! assert_eq!(plugin.name(), "no_bob");
+//! ```
+//!
+//! A handler is a method (or closure) taking `&self`, the connection (or the
+//! queued mail, for outbound hooks) and the hook's own arguments. It returns an
+//! [`Outcome`] when it answers at once, or a future of one (an `async fn`) when it
+//! has to wait. A closure works too when its parameters are typed:
+//! `hooks.helo(|_: &Self, conn: &mut Connection, host: &str| Outcome::cont())`.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use haraka_smtp::{Address, Connection, Hook, HookArgs, Msg, Outcome};
+
+use crate::{BoxFuture, OutboundArgs, OutboundMail, Plugin, Registration, ready};
+
+/// A plugin as its author writes it: Haraka's `register()` names the method that
+/// handles each hook. [`plugin`] turns it into the [`Plugin`] the server runs.
+pub trait Register: Send + Sync + Sized + 'static {
+    /// Registers the plugin's hooks (called once, after the plugin was built, so
+    /// which hooks to register may depend on its configuration).
+    fn register(&self, hooks: &mut Hooks<Self>);
+
+    /// Called once when the server shuts down.
+    fn shutdown(&self) {}
+}
+
+/// Wraps `plugin`, named `name` (as written in `config/plugins`), into what the
+/// server's hook runner drives.
+pub fn plugin<P: Register>(name: &str, plugin: P) -> Arc<dyn Plugin> {
+    let mut hooks = Hooks {
+        entries: Vec::new(),
+    };
+    plugin.register(&mut hooks);
+    Arc::new(Registered {
+        name: name.to_owned(),
+        plugin,
+        hooks,
+    })
+}
+
+/// Marks a handler that answers at once (returns an [`Outcome`]).
+#[derive(Debug)]
+pub enum Now {}
+/// Marks a handler that answers later (returns a future of an [`Outcome`]).
+#[derive(Debug)]
+pub enum Later {}
+
+/// What a handler returns: an [`Outcome`] ([`Now`]) or a `Send` future of one
+/// ([`Later`]).
+pub trait Answer<'a, M> {
+    /// The answer as the boxed future the runner awaits.
+    fn into_future(self) -> BoxFuture<'a, Outcome>;
+}
+
+impl<'a> Answer<'a, Now> for Outcome {
+    fn into_future(self) -> BoxFuture<'a, Outcome> {
+        ready(self)
+    }
+}
+
+impl<'a, F: Future<Output = Outcome> + Send + 'a> Answer<'a, Later> for F {
+    fn into_future(self) -> BoxFuture<'a, Outcome> {
+        Box::pin(self)
+    }
+}
+
+macro_rules! handler_shapes {
+    ($($(#[$doc:meta])* $name:ident($target:ty $(, $arg:ty)*);)*) => {$(
+        $(#[$doc])*
+        pub trait $name<'a, P: 'a, M>:
+            Fn(&'a P, &'a mut $target $(, $arg)*) -> Self::Out + Send + Sync + 'static
+        {
+            /// What the handler returns.
+            type Out: Answer<'a, M>;
+        }
+
+        impl<'a, P: 'a, M, F, R> $name<'a, P, M> for F
+        where
+            F: Fn(&'a P, &'a mut $target $(, $arg)*) -> R + Send + Sync + 'static,
+            R: Answer<'a, M>,
+        {
+            type Out = R;
+        }
+    )*};
+}
+
+handler_shapes! {
+    /// `fn(&self, conn: &mut Connection)`.
+    OnConn(Connection);
+    /// `fn(&self, conn: &mut Connection, host: &str)`: the HELO/EHLO name.
+    OnHello(Connection, &'a str);
+    /// `fn(&self, conn: &mut Connection, from: Option<&Address>)`: `None` is `<>`.
+    OnMail(Connection, Option<&'a Address>);
+    /// `fn(&self, conn: &mut Connection, to: &Address)`.
+    OnRcpt(Connection, &'a Address);
+    /// `fn(&self, conn: &mut Connection, verb: &str, rest: &str)`.
+    OnCommand(Connection, &'a str, &'a str);
+    /// `fn(&self, conn: &mut Connection, msg: &Msg)`.
+    OnMsg(Connection, &'a Msg);
+    /// `fn(&self, conn: &mut Connection, args: &HookArgs)`: any SMTP hook.
+    OnArgs(Connection, &'a HookArgs);
+    /// `fn(&self, mail: &mut OutboundMail)`.
+    OnOutbound(OutboundMail);
+    /// `fn(&self, mail: &mut OutboundMail, domain: &str)`.
+    OnGetMx(OutboundMail, &'a str);
+    /// `fn(&self, mail: &mut OutboundMail, args: &OutboundArgs)`.
+    OnOutboundArgs(OutboundMail, &'a OutboundArgs);
+}
+
+type ConnFn<P> = Box<
+    dyn for<'a> Fn(&'a P, &'a mut Connection, &'a HookArgs) -> BoxFuture<'a, Outcome> + Send + Sync,
+>;
+type MailFn<P> = Box<
+    dyn for<'a> Fn(&'a P, &'a mut OutboundMail, &'a OutboundArgs) -> BoxFuture<'a, Outcome>
+        + Send
+        + Sync,
+>;
+
+enum Handler<P> {
+    Conn(ConnFn<P>),
+    Mail(MailFn<P>),
+}
+
+struct Entry<P> {
+    registration: Registration,
+    handler: Handler<P>,
+}
+
+/// The hooks a plugin registered, each with its handler (Haraka's
+/// `register_hook`). Registering a hook again replaces its handler.
+pub struct Hooks<P> {
+    entries: Vec<Entry<P>>,
+}
+
+/// Sets the priority of the hook just registered.
+#[derive(Debug)]
+pub struct Priority<'h>(&'h mut Registration);
+
+impl Priority<'_> {
+    /// Haraka's priority: −100 … 100, lower runs first, 0 by default; plugins of
+    /// equal priority run in `config/plugins` order.
+    pub fn priority(self, priority: i32) {
+        self.0.priority = priority.clamp(-100, 100);
+    }
+}
+
+impl<P> Hooks<P> {
+    fn add(&mut self, hook: Hook, handler: Handler<P>) -> Priority<'_> {
+        self.entries.retain(|e| e.registration.hook != hook);
+        self.entries.push(Entry {
+            registration: Registration::new(hook),
+            handler,
+        });
+        let last = self.entries.len() - 1;
+        Priority(&mut self.entries[last].registration)
+    }
+
+    fn find(&self, hook: Hook) -> Option<&Handler<P>> {
+        let entry = self.entries.iter().find(|e| e.registration.hook == hook);
+        entry.map(|e| &e.handler)
+    }
+}
+
+macro_rules! hook_methods {
+    ($($(#[$doc:meta])* $method:ident: $hook:ident, $kind:ident($shape:ident), $pat:pat => ($($arg:expr),*);)*) => {
+        impl<P: Send + Sync + 'static> Hooks<P> {$(
+            $(#[$doc])*
+            pub fn $method<M>(&mut self, f: impl for<'a> $shape<'a, P, M>) -> Priority<'_> {
+                let handler = Handler::$kind(Box::new(move |p, target, args| match args {
+                    $pat => f(p, target, $($arg),*).into_future(),
+                    #[allow(unreachable_patterns, reason = "a catch-all for shapes that match any args")]
+                    _ => ready(Outcome::cont()),
+                }));
+                self.add(Hook::$hook, handler)
+            }
+        )*}
+    };
+}
+
+hook_methods! {
+    /// `connect_init`: the connection was accepted (every plugin runs).
+    connect_init: ConnectInit, Conn(OnConn), _ => ();
+    /// `lookup_rdns`: answer with the client's host name instead of the core's lookup.
+    lookup_rdns: LookupRdns, Conn(OnConn), _ => ();
+    /// `connect`: before the greeting.
+    connect: Connect, Conn(OnConn), _ => ();
+    /// `capabilities`: edit `conn.capabilities` before the EHLO reply.
+    capabilities: Capabilities, Conn(OnConn), _ => ();
+    /// `unrecognized_command`: a verb the core does not know (`verb` as sent).
+    unrecognized_command: UnrecognizedCommand, Conn(OnCommand),
+        HookArgs::Unrecognized { verb, rest } => (verb, rest);
+    /// `helo`: the name the client gave.
+    helo: Helo, Conn(OnHello), HookArgs::Hello(host) => (host);
+    /// `ehlo`: the name the client gave.
+    ehlo: Ehlo, Conn(OnHello), HookArgs::Hello(host) => (host);
+    /// `mail`: the sender (`None` for `<>`); its parameters are in
+    /// `conn.transaction.mail_params`.
+    mail: Mail, Conn(OnMail), HookArgs::Mail { from, .. } => (from.as_ref());
+    /// `rcpt`: the recipient (already in `conn.transaction.rcpt_to`).
+    rcpt: Rcpt, Conn(OnRcpt), HookArgs::Rcpt { to, .. } => (to);
+    /// `rcpt_ok`: a recipient was accepted.
+    rcpt_ok: RcptOk, Conn(OnRcpt), HookArgs::Rcpt { to, .. } => (to);
+    /// `data`: the client sent DATA.
+    data: Data, Conn(OnConn), _ => ();
+    /// `data_post`: the message arrived, in `conn.transaction.message`.
+    data_post: DataPost, Conn(OnConn), _ => ();
+    /// `max_data_exceeded`: the message is larger than `databytes`.
+    max_data_exceeded: MaxDataExceeded, Conn(OnConn), _ => ();
+    /// `queue`: store or forward an accepted message; OK means it is safe.
+    queue: Queue, Conn(OnConn), _ => ();
+    /// `queue_outbound`: `queue` for relayed mail.
+    queue_outbound: QueueOutbound, Conn(OnConn), _ => ();
+    /// `queue_ok`: the message was queued, with the queue plugin's reply.
+    queue_ok: QueueOk, Conn(OnMsg), HookArgs::QueueOk(msg) => (msg);
+    /// `reset_transaction`: the transaction ends.
+    reset_transaction: ResetTransaction, Conn(OnConn), _ => ();
+    /// `deny`: a plugin rejected something (`HookArgs::Deny` says what); OK
+    /// cancels the rejection.
+    deny: Deny, Conn(OnArgs), args => (args);
+    /// `rset`: the client sent RSET.
+    rset: Rset, Conn(OnConn), _ => ();
+    /// `quit`: the client sent QUIT.
+    quit: Quit, Conn(OnConn), _ => ();
+    /// `vrfy`: the client sent VRFY.
+    vrfy: Vrfy, Conn(OnConn), _ => ();
+    /// `noop`: the client sent NOOP.
+    noop: Noop, Conn(OnConn), _ => ();
+    /// `disconnect`: the connection ends (every plugin runs).
+    disconnect: Disconnect, Conn(OnConn), _ => ();
+    /// `pre_send_trans_email` (outbound): before a message is queued for delivery.
+    pre_send_trans_email: PreSendTransEmail, Mail(OnOutbound), _ => ();
+    /// `send_email` (outbound): before a delivery attempt.
+    send_email: SendEmail, Mail(OnOutbound), _ => ();
+    /// `get_mx` (outbound): set `mail.mx` and answer OK to choose the hosts.
+    get_mx: GetMx, Mail(OnGetMx), OutboundArgs::GetMx { domain } => (domain);
+    /// `delivered` (outbound): `OutboundArgs::Delivered` says where.
+    delivered: Delivered, Mail(OnOutboundArgs), args => (args);
+    /// `deferred` (outbound): `OutboundArgs::Deferred` says why and for how long.
+    deferred: Deferred, Mail(OnOutboundArgs), args => (args);
+    /// `bounce` (outbound): `OutboundArgs::Bounce` says why.
+    bounce: Bounce, Mail(OnOutboundArgs), args => (args);
+}
+
+impl<P: Send + Sync + 'static> Hooks<P> {
+    /// Any SMTP-session hook, by value, with its raw [`HookArgs`] (for arguments
+    /// the typed methods leave out, such as RCPT parameters).
+    pub fn on<M>(&mut self, hook: Hook, f: impl for<'a> OnArgs<'a, P, M>) -> Priority<'_> {
+        let handler = Handler::Conn(Box::new(move |p, conn, args| {
+            f(p, conn, args).into_future()
+        }));
+        self.add(hook, handler)
+    }
+}
+
+/// A [`Register`] plugin with its name and hooks, as the runner sees it.
+struct Registered<P> {
+    name: String,
+    plugin: P,
+    hooks: Hooks<P>,
+}
+
+impl<P: Register> Plugin for Registered<P> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn hooks(&self) -> Vec<Registration> {
+        self.hooks.entries.iter().map(|e| e.registration).collect()
+    }
+
+    fn hook<'a>(
+        &'a self,
+        hook: Hook,
+        conn: &'a mut Connection,
+        args: &'a HookArgs,
+    ) -> BoxFuture<'a, Outcome> {
+        match self.hooks.find(hook) {
+            Some(Handler::Conn(f)) => f(&self.plugin, conn, args),
+            _ => ready(Outcome::cont()),
+        }
+    }
+
+    fn outbound_hook<'a>(
+        &'a self,
+        hook: Hook,
+        mail: &'a mut OutboundMail,
+        args: &'a OutboundArgs,
+    ) -> BoxFuture<'a, Outcome> {
+        match self.hooks.find(hook) {
+            Some(Handler::Mail(f)) => f(&self.plugin, mail, args),
+            _ => ready(Outcome::cont()),
+        }
+    }
+
+    fn shutdown(&self) {
+        self.plugin.shutdown();
+    }
+}
