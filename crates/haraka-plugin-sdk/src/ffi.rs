@@ -96,7 +96,7 @@ unsafe extern "C" fn create<T: NewPlugin>(
             config: &config,
         })
         .map_err(|e| e.to_string())?;
-        let plugin: Arc<dyn Plugin> = Arc::new(plugin);
+        let plugin = haraka_plugin_api::plugin(&name, plugin);
         for reg in plugin.hooks() {
             if let Some(register) = init.register_hook {
                 // SAFETY: as for `report`: host callback and context valid during

@@ -1,19 +1,15 @@
-//! Write haraka-rs plugins as cdylibs.
+//! Write haraka-rs plugins as cdylibs, the way a Haraka plugin is written.
 //!
-//! A plugin author implements the same [`Plugin`] trait as the built-in plugins,
-//! adds [`NewPlugin`] (how to build it from its config), and writes
-//! `export_plugin!(MyPlugin);` in a crate built with `crate-type = ["cdylib"]`.
-//! The SDK owns everything on the plugin's side of the ABI: the exported entry
-//! symbol and vtable, rebuilding a [`Connection`] from the host's view and sending
-//! the plugin's edits back, running the hook's future (on the calling thread, then
-//! on the SDK's own runtime if it has to wait), answering every call exactly once,
-//! forwarding `tracing` events and panics to the host's log, and config files that
-//! reload when they change ([`config`]).
+//! A plugin is a type with a constructor, [`NewPlugin::new`] (read the config,
+//! keep what the hooks need), and a [`Register::register`] that names the method
+//! handling each hook, as Haraka's `register_hook('rcpt', 'check')` does.
+//! `export_plugin!(MyPlugin);` in a crate built with `crate-type = ["cdylib"]`
+//! makes it a library the server loads from `ROOT/plugins/`.
 //!
 //! ```
 //! use haraka_plugin_sdk::{
-//!     BoxFuture, Connection, Hook, HookArgs, NewPlugin, Outcome, Plugin, PluginError,
-//!     PluginInit, Registration, export_plugin, ready,
+//!     Address, Connection, Hooks, NewPlugin, Outcome, PluginError, PluginInit, Register,
+//!     export_plugin,
 //! };
 //!
 //! pub struct NoBob;
@@ -24,18 +20,15 @@
 //!     }
 //! }
 //!
-//! impl Plugin for NoBob {
-//!     fn name(&self) -> &str {
-//!         "no_bob"
+//! impl Register for NoBob {
+//!     fn register(&self, hooks: &mut Hooks<Self>) {
+//!         hooks.rcpt(Self::check);
 //!     }
-//!     fn hooks(&self) -> Vec<Registration> {
-//!         vec![Registration::new(Hook::Rcpt)]
-//!     }
-//!     fn hook<'a>(&'a self, _: Hook, _: &'a mut Connection, args: &'a HookArgs) -> BoxFuture<'a, Outcome> {
-//!         match args {
-//!             HookArgs::Rcpt { to, .. } if to.user == "bob" => ready(Outcome::deny("no Bob here")),
-//!             _ => ready(Outcome::cont()),
-//!         }
+//! }
+//!
+//! impl NoBob {
+//!     fn check(&self, _conn: &mut Connection, to: &Address) -> Outcome {
+//!         if to.user == "bob" { Outcome::deny("no Bob here") } else { Outcome::cont() }
 //!     }
 //! }
 //!
@@ -43,9 +36,22 @@
 //! # fn main() {}
 //! ```
 //!
+//! A handler answers with an [`Outcome`], or is an `async fn` when it has to wait;
+//! [`Hooks`] lists every hook and the arguments its handler gets. Built-in plugins
+//! use the same [`Register`] trait (from `haraka-plugin-api`, re-exported here).
+//!
+//! The SDK owns everything on the plugin's side of the ABI: the exported entry
+//! symbol and vtable, rebuilding a [`Connection`] from the host's view and sending
+//! the plugin's edits back, running the hook's future (on the calling thread, then
+//! on the SDK's own runtime if it has to wait), answering every call exactly once,
+//! forwarding `tracing` events and panics to the host's log, and config files that
+//! reload when they change ([`config`]).
+//!
 //! It must never let a panic unwind into the host (every entry catches it and a
 //! hook that panics answers 4xx), never hand the host memory to free, and never
 //! keep a pointer the host lent it beyond the call.
+
+#![warn(missing_docs)]
 
 pub mod config;
 mod exec;
@@ -57,18 +63,23 @@ pub mod testing;
 
 use std::sync::Arc;
 
+#[doc(hidden)]
 pub use haraka_plugin_abi as abi;
+/// The plugin API crate, for what the SDK does not re-export by name.
 pub use haraka_plugin_api as api;
 pub use haraka_plugin_api::{
-    Action, Address, BoxFuture, ConfigDir, Connection, Hook, HookArgs, Ini, Msg, Notes,
-    OutboundArgs, OutboundMail, Outcome, Plugin, PluginError, PluginInit, Registration, Results,
-    Transaction, ready,
+    Action, Address, BoxFuture, ConfigDir, ConnAction, Connection, Hello, HelloVerb, Hook,
+    HookArgs, Hooks, Ini, Local, Message, Msg, MxHost, Notes, OutboundArgs, OutboundMail, Outcome,
+    Plugin, PluginError, PluginInit, Register, Remote, Results, TlsInfo, Transaction,
 };
-pub use {serde_json, tracing};
+/// JSON values, as in `conn.notes` and `transaction.notes`.
+pub use serde_json;
+/// Logging: events go to the server's log, tagged with the plugin's name.
+pub use tracing;
 
 /// How a plugin is built from its name and config directory (the constructor
 /// `export_plugin!` calls, and what [`factory`] wraps for built-in use).
-pub trait NewPlugin: Plugin + Sized {
+pub trait NewPlugin: Register {
     /// Read the plugin's config and build it; an error is a start-up error.
     fn new(init: &PluginInit<'_>) -> Result<Self, PluginError>;
 }
@@ -76,7 +87,7 @@ pub trait NewPlugin: Plugin + Sized {
 /// A `haraka_plugin_api::PluginFactory` for `T`: link the same plugin crate into
 /// the server as a built-in with `factory::<MyPlugin>`.
 pub fn factory<T: NewPlugin>(init: &PluginInit<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
-    Ok(Arc::new(T::new(init)?))
+    Ok(haraka_plugin_api::plugin(init.name, T::new(init)?))
 }
 
 /// Exports `$ty` (a [`NewPlugin`]) as a haraka-rs plugin library: defines the

@@ -6,8 +6,8 @@
 
 use haraka_plugin_sdk::config::{self, Watched};
 use haraka_plugin_sdk::{
-    BoxFuture, Connection, Hook, HookArgs, Ini, NewPlugin, Outcome, Plugin, PluginError,
-    PluginInit, Registration, export_plugin, ready, tracing,
+    Connection, Hooks, Ini, NewPlugin, Outcome, PluginError, PluginInit, Register, export_plugin,
+    tracing,
 };
 
 /// The config file.
@@ -47,30 +47,23 @@ impl NewPlugin for BodyStamp {
     }
 }
 
-impl Plugin for BodyStamp {
-    fn name(&self) -> &str {
-        &self.name
+impl Register for BodyStamp {
+    fn register(&self, hooks: &mut Hooks<Self>) {
+        hooks.data_post(Self::stamp);
     }
+}
 
-    fn hooks(&self) -> Vec<Registration> {
-        vec![Registration::new(Hook::DataPost)]
-    }
-
-    fn hook<'a>(
-        &'a self,
-        _hook: Hook,
-        conn: &'a mut Connection,
-        _args: &'a HookArgs,
-    ) -> BoxFuture<'a, Outcome> {
+impl BodyStamp {
+    fn stamp(&self, conn: &mut Connection) -> Outcome {
         let Some(txn) = conn.transaction.as_mut() else {
-            return ready(Outcome::cont());
+            return Outcome::cont();
         };
         let ini = self.config.get();
         if let Some(phrase) = forbidden(&ini, &txn.message.body) {
             txn.results
                 .add(&self.name, "fail", format!("phrase: {phrase}"));
             tracing::warn!("refused {}: body contains {phrase:?}", txn.uuid);
-            return ready(Outcome::deny("Message content rejected"));
+            return Outcome::deny("Message content rejected");
         }
         let (lines, bytes) = stats(&txn.message.body);
         let header = ini.get("main", "header").unwrap_or("X-Body-Stats");
@@ -78,7 +71,7 @@ impl Plugin for BodyStamp {
         txn.message
             .add_header(header, &format!("lines={lines}; bytes={bytes}"));
         txn.results.add(&self.name, "pass", "stamped");
-        ready(Outcome::cont())
+        Outcome::cont()
     }
 }
 

@@ -6,8 +6,8 @@
 
 use haraka_plugin_sdk::config::{self, Watched};
 use haraka_plugin_sdk::{
-    BoxFuture, Connection, Hook, HookArgs, Ini, NewPlugin, Outcome, Plugin, PluginError,
-    PluginInit, Registration, export_plugin, ready, tracing,
+    Address, Connection, Hooks, Ini, NewPlugin, Outcome, PluginError, PluginInit, Register,
+    export_plugin, tracing,
 };
 
 /// The config file, fixed like Haraka's plugins' own files.
@@ -46,24 +46,14 @@ impl NewPlugin for RcptAllow {
     }
 }
 
-impl Plugin for RcptAllow {
-    fn name(&self) -> &str {
-        &self.name
+impl Register for RcptAllow {
+    fn register(&self, hooks: &mut Hooks<Self>) {
+        hooks.rcpt(Self::check);
     }
+}
 
-    fn hooks(&self) -> Vec<Registration> {
-        vec![Registration::new(Hook::Rcpt)]
-    }
-
-    fn hook<'a>(
-        &'a self,
-        _hook: Hook,
-        conn: &'a mut Connection,
-        args: &'a HookArgs,
-    ) -> BoxFuture<'a, Outcome> {
-        let HookArgs::Rcpt { to, .. } = args else {
-            return ready(Outcome::cont());
-        };
+impl RcptAllow {
+    fn check(&self, conn: &mut Connection, to: &Address) -> Outcome {
         let ini = self.config.get();
         let address = to.address();
         let allowed = listed(&ini, "recipients", &address)
@@ -76,11 +66,11 @@ impl Plugin for RcptAllow {
             t.results.add(&self.name, kind, address.as_str());
         }
         tracing::info!("{kind}: {address}");
-        ready(if allowed {
+        if allowed {
             Outcome::accept()
         } else {
             rejection(&ini, &to.format())
-        })
+        }
     }
 }
 
@@ -91,8 +81,9 @@ export_plugin!(RcptAllow);
 mod tests {
     use std::task::{Context, Poll, Waker};
 
-    use haraka_plugin_sdk::api::{Address, Local, Remote, Transaction};
-    use haraka_plugin_sdk::{Action, ConfigDir, factory};
+    use haraka_plugin_sdk::{
+        Action, BoxFuture, ConfigDir, Hook, HookArgs, Local, Remote, Transaction, factory,
+    };
 
     use super::*;
 
