@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use haraka_config::ConfigDir;
 use haraka_plugin_api::{
-    BoxFuture, Connection, Hook, HookArgs, Outcome, Plugin, PluginError, PluginInit, Registration,
+    BoxFuture, Connection, Hooks, Outcome, Plugin, PluginError, PluginInit, Register,
 };
 
 /// The ini file with `[main] path=`.
@@ -29,12 +29,14 @@ pub const QUEUED: &str = "Message Queued";
 
 /// Create the plugin (a [`haraka_plugin_api::PluginFactory`]).
 pub fn factory(init: &PluginInit<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
-    Ok(Arc::new(QueueFile::new(init.name, init.config)?))
+    Ok(haraka_plugin_api::plugin(
+        init.name,
+        QueueFile::new(init.name, init.config)?,
+    ))
 }
 
 /// The queue/file plugin.
 pub struct QueueFile {
-    name: String,
     dir: PathBuf,
 }
 
@@ -55,10 +57,7 @@ impl QueueFile {
                 dir.display()
             ))
         })?;
-        Ok(QueueFile {
-            name: name.to_owned(),
-            dir,
-        })
+        Ok(QueueFile { dir })
     }
 
     /// Where messages are written.
@@ -66,7 +65,7 @@ impl QueueFile {
         &self.dir
     }
 
-    fn queue(&self, conn: &Connection) -> BoxFuture<'_, Outcome> {
+    fn queue(&self, conn: &mut Connection) -> BoxFuture<'static, Outcome> {
         let Some(txn) = conn.transaction.as_ref() else {
             return Box::pin(std::future::ready(Outcome::deny_soft(
                 "Message not queued: no transaction",
@@ -144,27 +143,9 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
     result.map(|()| path)
 }
 
-impl Plugin for QueueFile {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn hooks(&self) -> Vec<Registration> {
-        vec![
-            Registration::new(Hook::Queue),
-            Registration::new(Hook::QueueOutbound),
-        ]
-    }
-
-    fn hook<'a>(
-        &'a self,
-        hook: Hook,
-        conn: &'a mut Connection,
-        _args: &'a HookArgs,
-    ) -> BoxFuture<'a, Outcome> {
-        match hook {
-            Hook::Queue | Hook::QueueOutbound => self.queue(conn),
-            _ => Box::pin(std::future::ready(Outcome::cont())),
-        }
+impl Register for QueueFile {
+    fn register(&self, hooks: &mut Hooks<Self>) {
+        hooks.queue(Self::queue);
+        hooks.queue_outbound(Self::queue);
     }
 }

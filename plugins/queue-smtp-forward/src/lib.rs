@@ -21,8 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haraka_plugin_api::{
-    BoxFuture, Connection, Hook, HookArgs, OutboundArgs, OutboundMail, Outcome, Plugin,
-    PluginError, PluginInit, Registration, ready,
+    Address, Connection, Hooks, OutboundMail, Outcome, Plugin, PluginError, PluginInit, Register,
 };
 
 pub use compat::xclient_forward;
@@ -36,7 +35,6 @@ pub const NAME: &str = "queue/smtp_forward";
 /// The plugin.
 #[derive(Debug)]
 pub struct SmtpForward {
-    name: String,
     cfg: Config,
     forwarder: Forwarder,
     /// The whole forward must end before the hook runner's plugin timeout.
@@ -58,9 +56,9 @@ pub fn factory(init: &PluginInit<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
             None
         }
     };
-    let mut plugin = SmtpForward::new(init.name, cfg, tls);
+    let mut plugin = SmtpForward::new(cfg, tls);
     plugin.deadline = plugin_deadline(init);
-    Ok(Arc::new(plugin))
+    Ok(haraka_plugin_api::plugin(init.name, plugin))
 }
 
 /// The runner's timeout for this plugin ([`haraka_config::ConfigDir::plugin_timeout`]),
@@ -72,10 +70,9 @@ fn plugin_deadline(init: &PluginInit<'_>) -> Option<Duration> {
 
 impl SmtpForward {
     /// A plugin from a ready configuration; `tls` verifies backend certificates.
-    pub fn new(name: &str, cfg: Config, tls: Option<Arc<rustls::ClientConfig>>) -> SmtpForward {
+    pub fn new(cfg: Config, tls: Option<Arc<rustls::ClientConfig>>) -> SmtpForward {
         let forwarder = Forwarder::new(&cfg, tls);
         SmtpForward {
-            name: name.to_owned(),
             cfg,
             forwarder,
             deadline: None,
@@ -123,65 +120,48 @@ impl SmtpForward {
     }
 }
 
-impl Plugin for SmtpForward {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn hooks(&self) -> Vec<Registration> {
-        let mut hooks = Vec::new();
+impl Register for SmtpForward {
+    fn register(&self, hooks: &mut Hooks<Self>) {
         if self.cfg.check_sender {
-            hooks.push(Registration::new(Hook::Mail));
+            hooks.mail(Self::check_sender);
         }
         if self.cfg.check_recipient {
-            hooks.push(Registration::new(Hook::Rcpt));
+            hooks.rcpt(Self::check_recipient);
         }
-        hooks.push(Registration::new(Hook::RcptOk));
-        hooks.push(Registration::new(Hook::Queue));
+        hooks.rcpt_ok(Self::rcpt_ok);
+        hooks.queue(Self::queue);
         if self.cfg.enable_outbound {
-            hooks.push(Registration::new(Hook::QueueOutbound));
+            hooks.queue_outbound(Self::queue);
         }
-        hooks.push(Registration::new(Hook::GetMx));
-        hooks.push(Registration::new(Hook::Disconnect));
-        hooks
+        hooks.get_mx(Self::get_mx);
+        hooks.disconnect(Self::disconnect);
+    }
+}
+
+impl SmtpForward {
+    fn check_sender(&self, conn: &mut Connection, from: Option<&Address>) -> Outcome {
+        routing::check_sender(&self.cfg, conn, from)
     }
 
-    fn hook<'a>(
-        &'a self,
-        hook: Hook,
-        conn: &'a mut Connection,
-        args: &'a HookArgs,
-    ) -> BoxFuture<'a, Outcome> {
-        match hook {
-            Hook::Mail if self.cfg.check_sender => {
-                ready(routing::check_sender(&self.cfg, conn, args))
-            }
-            Hook::Rcpt if self.cfg.check_recipient => {
-                ready(routing::check_recipient(&self.cfg, conn, args))
-            }
-            Hook::RcptOk => {
-                self.prepare(conn);
-                ready(Outcome::cont())
-            }
-            Hook::Disconnect => {
-                self.forwarder.forget(conn);
-                ready(Outcome::cont())
-            }
-            Hook::Queue => Box::pin(self.queue_forward(conn)),
-            Hook::QueueOutbound if self.cfg.enable_outbound => Box::pin(self.queue_forward(conn)),
-            _ => ready(Outcome::cont()),
-        }
+    fn check_recipient(&self, conn: &mut Connection, to: &Address) -> Outcome {
+        routing::check_recipient(&self.cfg, conn, to)
     }
 
-    fn outbound_hook<'a>(
-        &'a self,
-        hook: Hook,
-        mail: &'a mut OutboundMail,
-        args: &'a OutboundArgs,
-    ) -> BoxFuture<'a, Outcome> {
-        match hook {
-            Hook::GetMx => ready(routing::get_mx(&self.cfg, mail, args)),
-            _ => ready(Outcome::cont()),
-        }
+    fn rcpt_ok(&self, conn: &mut Connection, _: &Address) -> Outcome {
+        self.prepare(conn);
+        Outcome::cont()
+    }
+
+    async fn queue(&self, conn: &mut Connection) -> Outcome {
+        self.queue_forward(conn).await
+    }
+
+    fn get_mx(&self, mail: &mut OutboundMail, domain: &str) -> Outcome {
+        routing::get_mx(&self.cfg, mail, domain)
+    }
+
+    fn disconnect(&self, conn: &mut Connection) -> Outcome {
+        self.forwarder.forget(conn);
+        Outcome::cont()
     }
 }

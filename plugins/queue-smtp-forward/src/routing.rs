@@ -1,9 +1,7 @@
 //! The routing hooks: `check_sender` (mail), `check_recipient` (rcpt, split-route
 //! deferral), the route of a transaction, and `get_mx` for Haraka's outbound queue.
 
-use haraka_plugin_api::{
-    Connection, HookArgs, MxHost, Notes, OutboundArgs, OutboundMail, Outcome, Transaction,
-};
+use haraka_plugin_api::{Address, Connection, MxHost, Notes, OutboundMail, Outcome, Transaction};
 use serde_json::Value;
 
 use crate::config::{Config, Route, Selector};
@@ -69,15 +67,12 @@ pub fn forward_enabled(cfg: &Config, conn: &Connection, route: &Route) -> bool {
 }
 
 /// `mail` hook with `check_sender`: a sender in a configured domain must be relaying.
-pub fn check_sender(cfg: &Config, conn: &mut Connection, args: &HookArgs) -> Outcome {
+pub fn check_sender(cfg: &Config, conn: &mut Connection, from: Option<&Address>) -> Outcome {
     let relaying = conn.relaying();
     let Some(txn) = conn.transaction.as_mut() else {
         return Outcome::cont();
     };
-    let HookArgs::Mail { from, .. } = args else {
-        return Outcome::cont();
-    };
-    let Some(host) = from.as_ref().and_then(|a| a.host.as_deref()) else {
+    let Some(host) = from.and_then(|a| a.host.as_deref()) else {
         txn.results.add(RESULTS, "skip", "mail_from.null");
         return Outcome::cont();
     };
@@ -95,12 +90,9 @@ pub fn check_sender(cfg: &Config, conn: &mut Connection, args: &HookArgs) -> Out
 
 /// `rcpt` hook with `check_recipient`: accept recipients of configured domains,
 /// defer those whose route differs from the transaction's first one.
-pub fn check_recipient(cfg: &Config, conn: &mut Connection, args: &HookArgs) -> Outcome {
+pub fn check_recipient(cfg: &Config, conn: &mut Connection, to: &Address) -> Outcome {
     let relaying = conn.relaying();
     let Some(txn) = conn.transaction.as_mut() else {
-        return Outcome::cont();
-    };
-    let HookArgs::Rcpt { to, .. } = args else {
         return Outcome::cont();
     };
     let Some(host) = to.host.as_deref() else {
@@ -181,7 +173,7 @@ fn set_queue(
 }
 
 /// `get_mx`: a `next_hop` note, else the section of the destination domain.
-pub fn get_mx(cfg: &Config, mail: &mut OutboundMail, args: &OutboundArgs) -> Outcome {
+pub fn get_mx(cfg: &Config, mail: &mut OutboundMail, domain: &str) -> Outcome {
     if let Some(hop) = mail.notes.get("next_hop").and_then(Value::as_str) {
         if let Some(mx) = parse_next_hop(hop) {
             mail.mx = Some(vec![mx]);
@@ -191,10 +183,7 @@ pub fn get_mx(cfg: &Config, mail: &mut OutboundMail, args: &OutboundArgs) -> Out
     }
     let domain = match cfg.selector {
         Selector::MailFrom => mail.mail_from.as_ref().and_then(|a| a.host.clone()),
-        Selector::RcptTo => match args {
-            OutboundArgs::GetMx { domain } => Some(domain.clone()),
-            _ => Some(mail.domain.clone()),
-        },
+        Selector::RcptTo => Some(domain.to_owned()),
     };
     let Some(route) = domain.and_then(|d| cfg.domain(&d.to_ascii_lowercase())) else {
         return Outcome::cont();

@@ -275,8 +275,8 @@ async fn starttls_to_the_backend() {
         "smtp_forward.ini",
         &ini_for(backend.addr.port(), "enable_tls=true"),
     )]);
-    let p = root.plugin_with_tls(client_tls);
-    let out = queue(&p, &mut connection(&["<a@example.com>"])).await;
+    let p = haraka_plugin_api::plugin("queue/smtp_forward", root.plugin_with_tls(client_tls));
+    let out = queue(p.as_ref(), &mut connection(&["<a@example.com>"])).await;
     assert_eq!(out.action, Code::Accept, "{out:?}");
     let s = &backend.record.wait_for(|s| s[0].closed).await[0];
     assert!(s.tls);
@@ -304,8 +304,8 @@ async fn starttls_to_the_backend() {
 
     // A certificate that does not verify is a tempfail, not a plaintext fallback.
     let (_, other_tls) = tls_pair("127.0.0.1");
-    let p = root.plugin_with_tls(other_tls);
-    let out = queue(&p, &mut connection(&["<a@example.com>"])).await;
+    let p = haraka_plugin_api::plugin("queue/smtp_forward", root.plugin_with_tls(other_tls));
+    let out = queue(p.as_ref(), &mut connection(&["<a@example.com>"])).await;
     assert_eq!(out.action, Code::DenySoft);
     assert_eq!(
         msg_text(&out),

@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use haraka_config::{ConfigDir, ConfigErrors, Watched};
 use haraka_plugin_api::{
-    Address, BoxFuture, Connection, Hook, HookArgs, Outcome, Plugin, PluginError, PluginInit,
-    Registration, ready,
+    Address, Connection, Hooks, Outcome, Plugin, PluginError, PluginInit, Register,
 };
 
 use crate::lists::HostLists;
@@ -29,7 +28,10 @@ pub const LOCAL_SENDER: &str = "local_sender";
 
 /// Create the plugin (a [`haraka_plugin_api::PluginFactory`]).
 pub fn factory(init: &PluginInit<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
-    Ok(Arc::new(InHostList::new(init.name, init.config)?))
+    Ok(haraka_plugin_api::plugin(
+        init.name,
+        InHostList::new(init.name, init.config)?,
+    ))
 }
 
 /// The rcpt_to.in_host_list plugin.
@@ -112,25 +114,9 @@ impl InHostList {
     }
 }
 
-impl Plugin for InHostList {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn hooks(&self) -> Vec<Registration> {
-        vec![Registration::new(Hook::Mail), Registration::new(Hook::Rcpt)]
-    }
-
-    fn hook<'a>(
-        &'a self,
-        hook: Hook,
-        conn: &'a mut Connection,
-        args: &'a HookArgs,
-    ) -> BoxFuture<'a, Outcome> {
-        ready(match (hook, args) {
-            (Hook::Mail, HookArgs::Mail { from, .. }) => self.mail(conn, from.as_ref()),
-            (Hook::Rcpt, HookArgs::Rcpt { to, .. }) => self.rcpt(conn, to),
-            _ => Outcome::cont(),
-        })
+impl Register for InHostList {
+    fn register(&self, hooks: &mut Hooks<Self>) {
+        hooks.mail(Self::mail);
+        hooks.rcpt(Self::rcpt);
     }
 }

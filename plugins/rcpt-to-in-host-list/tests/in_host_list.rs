@@ -49,7 +49,8 @@ fn plugin(root: &Path) -> Arc<dyn Plugin> {
 /// The plugin checking its files on every use.
 fn watching(root: &Path) -> Arc<dyn Plugin> {
     let cfg = ConfigDir::open(root).unwrap();
-    Arc::new(
+    haraka_plugin_api::plugin(
+        "rcpt_to.in_host_list",
         InHostList::new("rcpt_to.in_host_list", &cfg)
             .unwrap()
             .with_reload_interval(Duration::ZERO),

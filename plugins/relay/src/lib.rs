@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use haraka_config::{ConfigDir, ConfigErrors, Watched};
 use haraka_plugin_api::{
-    Address, BoxFuture, Connection, Hook, HookArgs, OutboundArgs, OutboundMail, Outcome, Plugin,
-    PluginError, PluginInit, Registration, ready,
+    Address, Connection, Hooks, OutboundMail, Outcome, Plugin, PluginError, PluginInit, Register,
 };
 
 use crate::config::{Flags, RelayConfig};
@@ -31,7 +30,10 @@ pub const NOT_ACCEPTED: &str = "Mail for that recipient is not accepted here.";
 
 /// Create the plugin (a [`haraka_plugin_api::PluginFactory`]).
 pub fn factory(init: &PluginInit<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
-    Ok(Arc::new(Relay::new(init.name, init.config)?))
+    Ok(haraka_plugin_api::plugin(
+        init.name,
+        Relay::new(init.name, init.config)?,
+    ))
 }
 
 /// The relay plugin.
@@ -84,7 +86,7 @@ impl Relay {
     }
 
     /// `connect`: relaying clients skip the remaining `connect` plugins.
-    fn pass_relaying(&self, conn: &Connection) -> Outcome {
+    fn pass_relaying(&self, conn: &mut Connection) -> Outcome {
         if conn.relaying() {
             Outcome::accept()
         } else {
@@ -182,52 +184,18 @@ impl Relay {
     }
 }
 
-impl Plugin for Relay {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn hooks(&self) -> Vec<Registration> {
+impl Register for Relay {
+    fn register(&self, hooks: &mut Hooks<Self>) {
         let f = self.registered;
-        let mut hooks = Vec::new();
         if f.acl {
-            hooks.push(Registration::new(Hook::ConnectInit));
-            hooks.push(Registration::new(Hook::Connect));
+            hooks.connect_init(Self::acl);
+            hooks.connect(Self::pass_relaying);
         }
         if f.force_routing {
-            hooks.push(Registration::new(Hook::GetMx));
+            hooks.get_mx(Self::force_routing);
         }
         if f.dest_domains || f.all {
-            hooks.push(Registration::new(Hook::Rcpt));
+            hooks.rcpt(Self::rcpt);
         }
-        hooks
-    }
-
-    fn hook<'a>(
-        &'a self,
-        hook: Hook,
-        conn: &'a mut Connection,
-        args: &'a HookArgs,
-    ) -> BoxFuture<'a, Outcome> {
-        ready(match (hook, args) {
-            (Hook::ConnectInit, _) if self.registered.acl => self.acl(conn),
-            (Hook::Connect, _) if self.registered.acl => self.pass_relaying(conn),
-            (Hook::Rcpt, HookArgs::Rcpt { to, .. }) => self.rcpt(conn, to),
-            _ => Outcome::cont(),
-        })
-    }
-
-    fn outbound_hook<'a>(
-        &'a self,
-        hook: Hook,
-        mail: &'a mut OutboundMail,
-        args: &'a OutboundArgs,
-    ) -> BoxFuture<'a, Outcome> {
-        ready(match (hook, args) {
-            (Hook::GetMx, OutboundArgs::GetMx { domain }) if self.registered.force_routing => {
-                self.force_routing(mail, domain)
-            }
-            _ => Outcome::cont(),
-        })
     }
 }

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use haraka_config::{ConfigDir, ConfigErrors, Watched};
 use haraka_plugin_api::{
-    BoxFuture, ConnAction, Connection, Hello, HelloVerb, Hook, HookArgs, Msg, Outcome, Plugin,
-    PluginError, PluginInit, Registration, ready,
+    ConnAction, Connection, Hello, HelloVerb, Hooks, Msg, Outcome, Plugin, PluginError, PluginInit,
+    Register,
 };
 use haraka_smtp::XclientAttrs;
 use ipnet::IpNet;
@@ -32,21 +32,22 @@ pub use config::{HOSTS, HOSTS_FILE, LAYOUT, XCLIENT_INI};
 
 /// Create the plugin (a [`haraka_plugin_api::PluginFactory`]).
 pub fn factory(init: &PluginInit<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
-    Ok(Arc::new(Xclient::new(init.name, init.config)?))
+    Ok(haraka_plugin_api::plugin(
+        init.name,
+        Xclient::new(init.config)?,
+    ))
 }
 
 /// The xclient plugin.
 pub struct Xclient {
-    name: String,
     hosts: Watched<Vec<IpNet>>,
 }
 
 impl Xclient {
     /// Load `xclient.hosts` from `cfg`; the file is re-read when it changes.
-    pub fn new(name: &str, cfg: &ConfigDir) -> Result<Xclient, ConfigErrors> {
+    pub fn new(cfg: &ConfigDir) -> Result<Xclient, ConfigErrors> {
         let cfg = cfg.clone();
         Ok(Xclient {
-            name: name.to_owned(),
             hosts: Watched::with_paths(move || load_hosts(&cfg))?,
         })
     }
@@ -55,7 +56,6 @@ impl Xclient {
     pub fn with_reload_interval(self, interval: Duration) -> Xclient {
         Xclient {
             hosts: self.hosts.with_interval(interval),
-            ..self
         }
     }
 
@@ -148,30 +148,9 @@ fn load_hosts(cfg: &ConfigDir) -> Result<(Vec<IpNet>, Vec<PathBuf>), ConfigError
     Ok((nets, vec![cfg.path(HOSTS_FILE)]))
 }
 
-impl Plugin for Xclient {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn hooks(&self) -> Vec<Registration> {
-        vec![
-            Registration::new(Hook::Capabilities),
-            Registration::new(Hook::UnrecognizedCommand),
-        ]
-    }
-
-    fn hook<'a>(
-        &'a self,
-        hook: Hook,
-        conn: &'a mut Connection,
-        args: &'a HookArgs,
-    ) -> BoxFuture<'a, Outcome> {
-        ready(match (hook, args) {
-            (Hook::Capabilities, _) => self.capabilities(conn),
-            (Hook::UnrecognizedCommand, HookArgs::Unrecognized { verb, rest }) => {
-                self.command(conn, verb, rest)
-            }
-            _ => Outcome::cont(),
-        })
+impl Register for Xclient {
+    fn register(&self, hooks: &mut Hooks<Self>) {
+        hooks.capabilities(Self::capabilities);
+        hooks.unrecognized_command(Self::command);
     }
 }

@@ -125,8 +125,9 @@ fn loopback_is_trusted_without_a_hosts_file() {
 fn hosts_file_is_reloaded_when_it_changes() {
     let r = root(Some("192.0.2.1\n"));
     let cfg = ConfigDir::open(r.path()).unwrap();
-    let p: Arc<dyn Plugin> = Arc::new(
-        haraka_plugin_xclient::Xclient::new("xclient", &cfg)
+    let p: Arc<dyn Plugin> = haraka_plugin_api::plugin(
+        "xclient",
+        haraka_plugin_xclient::Xclient::new(&cfg)
             .unwrap()
             .with_reload_interval(std::time::Duration::ZERO),
     );

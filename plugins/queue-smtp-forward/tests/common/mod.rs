@@ -55,7 +55,7 @@ impl Root {
 
     /// The plugin with a given TLS client configuration.
     pub fn plugin_with_tls(&self, tls: Arc<rustls::ClientConfig>) -> SmtpForward {
-        SmtpForward::new("queue/smtp_forward", self.config(), Some(tls))
+        SmtpForward::new(self.config(), Some(tls))
     }
 }
 

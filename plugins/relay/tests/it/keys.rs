@@ -134,7 +134,8 @@ fn acl_is_reloaded() {
     let p = haraka_plugin_relay::Relay::new("relay", &cfg)
         .unwrap()
         .with_reload_interval(std::time::Duration::ZERO);
-    let p: &dyn haraka_plugin_api::Plugin = &p;
+    let p = haraka_plugin_api::plugin("relay", p);
+    let p: &dyn haraka_plugin_api::Plugin = p.as_ref();
     assert!(!connected(p, "10.0.0.3").0.relaying());
     std::fs::write(r.path().join("config/relay_acl_allow"), "10.0.0.2/31\n").unwrap();
     assert!(connected(p, "10.0.0.3").0.relaying());
