@@ -1,38 +1,9 @@
-//! Hooks as a plugin author registers them, in the spirit of Haraka's
-//! `this.register_hook('rcpt', 'check')`: one line names the hook and the method
-//! that handles it, so the list of hooks and the dispatch cannot drift apart.
-//!
-//! ```
-//! use haraka_plugin_api::{Address, Connection, Hooks, Outcome, Register};
-//!
-//! struct NoBob;
-//!
-//! impl NoBob {
-//!     fn check(&self, _conn: &mut Connection, to: &Address) -> Outcome {
-//!         if to.user == "bob" { Outcome::deny("no Bob here") } else { Outcome::cont() }
-//!     }
-//!     async fn stamp(&self, conn: &mut Connection) -> Outcome {
-//!         if let Some(txn) = conn.transaction.as_mut() {
-//!             txn.message.add_header("X-Checked", "yes");
-//!         }
-//!         Outcome::cont()
-//!     }
-//! }
-//!
-//! impl Register for NoBob {
-//!     fn register(&self, hooks: &mut Hooks<Self>) {
-//!         hooks.rcpt(Self::check).priority(-10);
-//!         hooks.data_post(Self::stamp);
-//!     }
-//! }
-//!
-//! let plugin = haraka_plugin_api::plugin("no_bob", NoBob);
-//! assert_eq!(plugin.name(), "no_bob");
-//! ```
-//!
-//! A handler is a method (or closure) taking `&self`, the connection (or the
-//! queued mail, for outbound hooks) and the hook's own arguments. It returns an
-//! [`Outcome`] when it answers at once, or a future of one (an `async fn`) when it
+//! Hooks as a plugin author registers them, as Haraka's
+//! `this.register_hook('rcpt', 'check')` does: one line names the hook and the
+//! method handling it (`hooks.rcpt(Self::check)`), so the list of hooks and the
+//! dispatch cannot drift apart. A handler takes `&self`, the connection (the queued
+//! mail for outbound hooks) and the hook's own arguments, and returns an
+//! [`Outcome`] when it answers at once or a future of one (an `async fn`) when it
 //! has to wait. A closure works too when its parameters are typed:
 //! `hooks.helo(|_: &Self, conn: &mut Connection, host: &str| Outcome::cont())`.
 
@@ -69,10 +40,8 @@ pub fn plugin<P: Register>(name: &str, plugin: P) -> Arc<dyn Plugin> {
 }
 
 /// Marks a handler that answers at once (returns an [`Outcome`]).
-#[derive(Debug)]
 pub enum Now {}
 /// Marks a handler that answers later (returns a future of an [`Outcome`]).
-#[derive(Debug)]
 pub enum Later {}
 
 /// What a handler returns: an [`Outcome`] ([`Now`]) or a `Send` future of one
@@ -186,8 +155,10 @@ impl<P> Hooks<P> {
     }
 
     fn find(&self, hook: Hook) -> Option<&Handler<P>> {
-        let entry = self.entries.iter().find(|e| e.registration.hook == hook);
-        entry.map(|e| &e.handler)
+        self.entries
+            .iter()
+            .find(|e| e.registration.hook == hook)
+            .map(|e| &e.handler)
     }
 }
 

@@ -3,15 +3,14 @@
 
 use std::future::Future;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
+use futures_util::FutureExt;
 use haraka_plugin_api::{Connection, Hook, Outcome, Plugin};
-use tokio::runtime::Runtime;
-
 use haraka_plugin_wire::{self as wire, PLUGIN_ERROR_TEXT, Target};
+use tokio::runtime::Runtime;
 
 use crate::{ffi, host};
 
@@ -66,22 +65,6 @@ fn runtime() -> Option<&'static Runtime> {
                 .ok()
         })
         .as_ref()
-}
-
-/// A future whose panics become `Err` (the panic payload's text).
-struct CatchUnwind<F>(Pin<Box<F>>);
-
-impl<F: Future> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, String>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let inner = self.0.as_mut();
-        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(panic) => Poll::Ready(Err(ffi::panic_text(&*panic))),
-        }
-    }
 }
 
 /// What a finished hook sends back.
@@ -140,11 +123,15 @@ pub(crate) fn run(
     completer: Completer,
 ) {
     let task = async move {
-        match CatchUnwind(Box::pin(run_target(plugin, hook, target))).await {
+        match AssertUnwindSafe(run_target(plugin, hook, target))
+            .catch_unwind()
+            .await
+        {
             Ok(answer) => {
                 completer.finish(&answer.outcome, &answer.changes, answer.body.as_deref())
             }
             Err(panic) => {
+                let panic = ffi::panic_text(&*panic);
                 host::log(
                     haraka_plugin_abi::HK_LOG_ERROR,
                     &format!("plugin {name} panicked on hook {hook}: {panic}"),

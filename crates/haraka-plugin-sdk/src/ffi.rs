@@ -11,6 +11,7 @@ use haraka_plugin_abi::{
     ABI_MAJOR, ABI_MINOR, HK_ERROR, HK_OK, HkBytes, HkHookCall, HkHostApi, HkInit, HkPluginVtable,
 };
 use haraka_plugin_api::{ConfigDir, Hook, Outcome, Plugin, PluginInit};
+use haraka_plugin_wire::PLUGIN_ERROR_TEXT;
 
 use crate::exec::{self, Completer};
 use crate::{NewPlugin, host, log};
@@ -188,11 +189,7 @@ unsafe extern "C" fn hook(instance: *mut c_void, call: *const HkHookCall) {
     // SAFETY: `instance` is the handle `create` returned; the host keeps it alive
     // until `destroy` and never calls `hook` after that.
     let Some(instance) = (unsafe { instance.cast::<Instance>().as_ref() }) else {
-        completer.finish(
-            &Outcome::deny_soft(haraka_plugin_wire::PLUGIN_ERROR_TEXT),
-            &[],
-            None,
-        );
+        completer.finish(&Outcome::deny_soft(PLUGIN_ERROR_TEXT), &[], None);
         return;
     };
     let started = catch_unwind(AssertUnwindSafe(|| {
@@ -226,11 +223,7 @@ fn start(instance: &Instance, call: Call, completer: Completer) {
                 haraka_plugin_abi::HK_LOG_ERROR,
                 &format!("plugin {}: {e}", instance.name),
             );
-            completer.finish(
-                &Outcome::deny_soft(haraka_plugin_wire::PLUGIN_ERROR_TEXT),
-                &[],
-                None,
-            );
+            completer.finish(&Outcome::deny_soft(PLUGIN_ERROR_TEXT), &[], None);
             return;
         }
     };

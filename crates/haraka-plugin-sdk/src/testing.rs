@@ -27,6 +27,19 @@ pub fn current_token() -> Option<u64> {
     TOKEN.with(Cell::get)
 }
 
+/// Waits once: the rest of the hook runs on the SDK's runtime, after a wake-up.
+pub async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            return std::task::Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
 /// Answers call `token` directly, bypassing the once-only guard of the SDK.
 pub fn complete_raw(token: u64, outcome: &Outcome) {
     crate::host::complete(token, outcome, &[], None);
