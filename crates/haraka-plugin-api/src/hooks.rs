@@ -165,6 +165,7 @@ impl<P> Hooks<P> {
 macro_rules! hook_methods {
     ($($(#[$doc:meta])* $method:ident: $hook:ident, $kind:ident($shape:ident), $pat:pat => ($($arg:expr),*);)*) => {
         impl<P: Send + Sync + 'static> Hooks<P> {$(
+            #[doc = concat!("Registers the handler of Haraka's `", stringify!($method), "` hook.")]
             $(#[$doc])*
             pub fn $method<M>(&mut self, f: impl for<'a> $shape<'a, P, M>) -> Priority<'_> {
                 let handler = Handler::$kind(Box::new(move |p, target, args| match args {
@@ -179,66 +180,42 @@ macro_rules! hook_methods {
 }
 
 hook_methods! {
-    /// `connect_init`: the connection was accepted (every plugin runs).
     connect_init: ConnectInit, Conn(OnConn), _ => ();
-    /// `lookup_rdns`: answer with the client's host name instead of the core's lookup.
     lookup_rdns: LookupRdns, Conn(OnConn), _ => ();
-    /// `connect`: before the greeting.
     connect: Connect, Conn(OnConn), _ => ();
-    /// `capabilities`: edit `conn.capabilities` before the EHLO reply.
     capabilities: Capabilities, Conn(OnConn), _ => ();
-    /// `unrecognized_command`: a verb the core does not know (`verb` as sent).
     unrecognized_command: UnrecognizedCommand, Conn(OnCommand),
         HookArgs::Unrecognized { verb, rest } => (verb, rest);
-    /// `helo`: the name the client gave.
     helo: Helo, Conn(OnHello), HookArgs::Hello(host) => (host);
-    /// `ehlo`: the name the client gave.
     ehlo: Ehlo, Conn(OnHello), HookArgs::Hello(host) => (host);
-    /// `mail`: the sender (`None` for `<>`); its parameters are in
-    /// `conn.transaction.mail_params`.
+    /// The sender's parameters are in `conn.transaction.mail_params`.
     mail: Mail, Conn(OnMail), HookArgs::Mail { from, .. } => (from.as_ref());
-    /// `rcpt`: the recipient (already in `conn.transaction.rcpt_to`).
     rcpt: Rcpt, Conn(OnRcpt), HookArgs::Rcpt { to, .. } => (to);
-    /// `rcpt_ok`: a recipient was accepted.
     rcpt_ok: RcptOk, Conn(OnRcpt), HookArgs::Rcpt { to, .. } => (to);
-    /// `data`: the client sent DATA.
     data: Data, Conn(OnConn), _ => ();
-    /// `data_post`: the message arrived, in `conn.transaction.message`.
+    /// The message is in `conn.transaction.message`.
     data_post: DataPost, Conn(OnConn), _ => ();
-    /// `max_data_exceeded`: the message is larger than `databytes`.
     max_data_exceeded: MaxDataExceeded, Conn(OnConn), _ => ();
-    /// `queue`: store or forward an accepted message; OK means it is safe.
     queue: Queue, Conn(OnConn), _ => ();
-    /// `queue_outbound`: `queue` for relayed mail.
     queue_outbound: QueueOutbound, Conn(OnConn), _ => ();
-    /// `queue_ok`: the message was queued, with the queue plugin's reply.
     queue_ok: QueueOk, Conn(OnMsg), HookArgs::QueueOk(msg) => (msg);
-    /// `reset_transaction`: the transaction ends.
     reset_transaction: ResetTransaction, Conn(OnConn), _ => ();
-    /// `deny`: a plugin rejected something (`HookArgs::Deny` says what); OK
-    /// cancels the rejection.
+    /// `HookArgs::Deny` says what was rejected; OK cancels the rejection.
     deny: Deny, Conn(OnArgs), args => (args);
-    /// `rset`: the client sent RSET.
     rset: Rset, Conn(OnConn), _ => ();
-    /// `quit`: the client sent QUIT.
     quit: Quit, Conn(OnConn), _ => ();
-    /// `vrfy`: the client sent VRFY.
     vrfy: Vrfy, Conn(OnConn), _ => ();
-    /// `noop`: the client sent NOOP.
     noop: Noop, Conn(OnConn), _ => ();
-    /// `disconnect`: the connection ends (every plugin runs).
     disconnect: Disconnect, Conn(OnConn), _ => ();
-    /// `pre_send_trans_email` (outbound): before a message is queued for delivery.
     pre_send_trans_email: PreSendTransEmail, Mail(OnOutbound), _ => ();
-    /// `send_email` (outbound): before a delivery attempt.
     send_email: SendEmail, Mail(OnOutbound), _ => ();
-    /// `get_mx` (outbound): set `mail.mx` and answer OK to choose the hosts.
+    /// Set `mail.mx` and answer OK to choose where the mail goes.
     get_mx: GetMx, Mail(OnGetMx), OutboundArgs::GetMx { domain } => (domain);
-    /// `delivered` (outbound): `OutboundArgs::Delivered` says where.
+    /// The arguments are `OutboundArgs::Delivered`.
     delivered: Delivered, Mail(OnOutboundArgs), args => (args);
-    /// `deferred` (outbound): `OutboundArgs::Deferred` says why and for how long.
+    /// The arguments are `OutboundArgs::Deferred`.
     deferred: Deferred, Mail(OnOutboundArgs), args => (args);
-    /// `bounce` (outbound): `OutboundArgs::Bounce` says why.
+    /// The arguments are `OutboundArgs::Bounce`.
     bounce: Bounce, Mail(OnOutboundArgs), args => (args);
 }
 

@@ -1,12 +1,10 @@
 //! What every haraka-rs plugin sees.
 //!
-//! Owns how a plugin is written, [`Register`] (Haraka's `register()` and
-//! `register_hook`, see [`Hooks`]), which built-in plugins and cdylib plugins alike
-//! implement; the [`Plugin`] trait the server's hook runner drives, which
-//! [`plugin`] makes of a `Register` type; the outbound hook arguments; and the
-//! traits through which the server and the outbound engine meet without depending
-//! on each other. It re-exports the protocol types plugins work with from
-//! `haraka-smtp`.
+//! Owns [`Register`] and [`Hooks`] (Haraka's `register_hook`), which built-in and
+//! cdylib plugins alike implement; the [`Plugin`] trait the hook runner drives; the
+//! outbound hook arguments; and the traits through which the server and the
+//! outbound engine meet without depending on each other. It re-exports the
+//! protocol types plugins work with from `haraka-smtp`.
 //!
 //! Safe code only; it must never do network IO or depend on an async runtime.
 
@@ -50,9 +48,7 @@ impl Registration {
     }
 }
 
-/// A plugin as the server's hook runner drives it (object-safe). Plugin authors
-/// implement [`Register`] and get this from [`plugin`]; the host of cdylib
-/// plugins implements it directly.
+/// A plugin as the hook runner drives it: what [`plugin`] makes of a [`Register`].
 ///
 /// A hook answers with an [`Outcome`] (Haraka's `next(code, msg)`). Returning is
 /// calling `next` exactly once; the server enforces the timeout and turns a panic

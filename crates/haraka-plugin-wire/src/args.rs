@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::WireError;
 use super::value::{
-    addresses, decode_address, encode_address, encode_msg, encode_params, get, ip, number,
+    addresses, decode_address, encode_address, encode_msg, encode_params, get, ip, number, opt,
     opt_address, opt_msg, params, small, string,
 };
 
@@ -46,10 +46,7 @@ pub fn encode_args(args: &HookArgs) -> Value {
 
 /// Hook arguments from their view.
 pub fn decode_args(v: &Value) -> Result<HookArgs, WireError> {
-    let kind = match get(v, "kind") {
-        Value::Null => "none".to_owned(),
-        _ => string(v, "kind")?,
-    };
+    let kind = opt(v, "kind", |_| string(v, "kind"))?.unwrap_or_else(|| "none".into());
     Ok(match kind.as_str() {
         "none" => HookArgs::None,
         "hello" => HookArgs::Hello(string(v, "host")?),
@@ -109,10 +106,7 @@ pub fn encode_outbound_args(args: &OutboundArgs) -> Value {
 
 /// Outbound hook arguments from their view.
 pub fn decode_outbound_args(v: &Value) -> Result<OutboundArgs, WireError> {
-    let kind = match get(v, "kind") {
-        Value::Null => "none".to_owned(),
-        _ => string(v, "kind")?,
-    };
+    let kind = opt(v, "kind", |_| string(v, "kind"))?.unwrap_or_else(|| "none".into());
     Ok(match kind.as_str() {
         "none" => OutboundArgs::None,
         "get_mx" => OutboundArgs::GetMx {

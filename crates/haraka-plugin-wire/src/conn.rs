@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::WireError;
 use super::value::{
     addresses, array, boolean, decode_bytes, encode_address, encode_bytes, encode_params, get, ip,
-    number, object, opt_address, opt_bool, opt_string, params, small, string, strings,
+    number, object, opt, opt_address, opt_bool, opt_string, params, small, string, strings,
 };
 
 /// The connection-level relaying flag, ignoring a transaction's override.
@@ -112,17 +112,17 @@ pub fn decode_conn(v: &Value) -> Result<Connection, WireError> {
         host: string(l, "host")?,
     };
     let mut conn = Connection::new(string(v, "uuid")?, remote, local);
-    conn.hello = match get(v, "hello") {
-        Value::Null => None,
-        h => Some(Hello {
-            verb: match string(h, "verb")?.as_str() {
-                "HELO" => HelloVerb::Helo,
-                "EHLO" => HelloVerb::Ehlo,
-                other => return Err(WireError(format!("unknown hello verb `{other}`"))),
-            },
+    conn.hello = opt(v, "hello", |h| {
+        let verb = match string(h, "verb")?.as_str() {
+            "HELO" => HelloVerb::Helo,
+            "EHLO" => HelloVerb::Ehlo,
+            other => return Err(WireError(format!("unknown hello verb `{other}`"))),
+        };
+        Ok(Hello {
+            verb,
             host: string(h, "host")?,
-        }),
-    };
+        })
+    })?;
     let t = get(v, "tls");
     conn.tls = TlsInfo {
         enabled: boolean(t, "enabled")?,
@@ -142,10 +142,7 @@ pub fn decode_conn(v: &Value) -> Result<Connection, WireError> {
     conn.xclient_proto = opt_string(v, "xclient_proto")?;
     conn.xclient_login = opt_string(v, "xclient_login")?;
     conn.set_connection_relaying(boolean(v, "relaying")?);
-    conn.transaction = match get(v, "transaction") {
-        Value::Null => None,
-        t => Some(decode_transaction(t)?),
-    };
+    conn.transaction = opt(v, "transaction", decode_transaction)?;
     Ok(conn)
 }
 
@@ -219,28 +216,15 @@ pub fn encode_mail(m: &OutboundMail) -> Value {
 
 /// Queued mail from its view.
 pub fn decode_mail(v: &Value) -> Result<OutboundMail, WireError> {
-    let mx = match get(v, "mx") {
-        Value::Null => None,
-        _ => Some(
-            array(v, "mx")?
-                .iter()
-                .map(|h| {
-                    Ok(MxHost {
-                        exchange: string(h, "exchange")?,
-                        priority: small(h, "priority")?,
-                        port: match get(h, "port") {
-                            Value::Null => 25,
-                            _ => small(h, "port")?,
-                        },
-                        ip: match get(h, "ip") {
-                            Value::Null => None,
-                            _ => Some(ip(h, "ip")?),
-                        },
-                    })
-                })
-                .collect::<Result<Vec<_>, WireError>>()?,
-        ),
+    let mx_host = |h: &Value| {
+        Ok(MxHost {
+            exchange: string(h, "exchange")?,
+            priority: small(h, "priority")?,
+            port: opt(h, "port", |_| small(h, "port"))?.unwrap_or(25),
+            ip: opt(h, "ip", |_| ip(h, "ip"))?,
+        })
     };
+    let mx = opt(v, "mx", |_| array(v, "mx")?.iter().map(mx_host).collect())?;
     Ok(OutboundMail {
         id: string(v, "id")?,
         domain: string(v, "domain")?,

@@ -8,11 +8,8 @@
 //! answers with *changes*: the same view after the hook (`{"conn": ..., "requests":
 //! [...]}` or `{"mail": ...}`), which the host copies onto the real state field by
 //! field. Unknown keys are ignored, so a later minor version can add fields.
-//!
-//! Plugin authors never see this crate: the SDK uses it internally. It must never
-//! do IO, never panic on a malformed document (every problem is a [`WireError`]),
-//! and never let a view change what a plugin may not change (identities, counters,
-//! TLS state).
+//! Plugin authors never see this crate. It must never do IO or panic on a
+//! malformed document (every problem is a [`WireError`]).
 
 mod args;
 mod conn;
@@ -24,8 +21,7 @@ use serde_json::{Value, json};
 pub use args::{decode_args, decode_outbound_args, encode_args, encode_outbound_args};
 pub use conn::{apply_conn, apply_mail, decode_conn, decode_mail, encode_conn, encode_mail};
 
-/// The reply text of a hook whose plugin panicked or broke the ABI (a 4xx), the
-/// same on both sides of the ABI.
+/// The reply text of a hook whose plugin panicked or broke the ABI (a 4xx).
 pub const PLUGIN_ERROR_TEXT: &str = "plugin error";
 
 /// A document that does not have the expected shape.

@@ -11,6 +11,18 @@ pub(crate) fn get<'a>(v: &'a Value, key: &str) -> &'a Value {
     v.get(key).unwrap_or(&Value::Null)
 }
 
+/// `f` of the value at `key`, or `None` when it is missing or null.
+pub(crate) fn opt<'a, T>(
+    v: &'a Value,
+    key: &str,
+    f: impl FnOnce(&'a Value) -> Result<T, WireError>,
+) -> Result<Option<T>, WireError> {
+    match get(v, key) {
+        Value::Null => Ok(None),
+        inner => f(inner).map(Some),
+    }
+}
+
 pub(crate) fn string(v: &Value, key: &str) -> Result<String, WireError> {
     get(v, key)
         .as_str()
@@ -112,10 +124,7 @@ pub(crate) fn decode_address(v: &Value) -> Result<Address, WireError> {
 }
 
 pub(crate) fn opt_address(v: &Value, key: &str) -> Result<Option<Address>, WireError> {
-    match get(v, key) {
-        Value::Null => Ok(None),
-        a => decode_address(a).map(Some),
-    }
+    opt(v, key, decode_address)
 }
 
 pub(crate) fn addresses(v: &Value, key: &str) -> Result<Vec<Address>, WireError> {
@@ -142,16 +151,12 @@ pub(crate) fn encode_msg(m: &Msg) -> Value {
 }
 
 pub(crate) fn opt_msg(v: &Value, key: &str) -> Result<Option<Msg>, WireError> {
-    match get(v, key) {
-        Value::Null => Ok(None),
-        m => Ok(Some(Msg {
-            code: match get(m, "code") {
-                Value::Null => None,
-                _ => Some(small(m, "code")?),
-            },
+    opt(v, key, |m| {
+        Ok(Msg {
+            code: opt(m, "code", |_| small(m, "code"))?,
             lines: strings(m, "lines")?,
-        })),
-    }
+        })
+    })
 }
 
 /// Raw bytes: a string when they are UTF-8, else an array of numbers.
