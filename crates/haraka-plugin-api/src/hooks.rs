@@ -28,9 +28,7 @@ pub trait Register: Send + Sync + Sized + 'static {
 /// Wraps `plugin`, named `name` (as written in `config/plugins`), into what the
 /// server's hook runner drives.
 pub fn plugin<P: Register>(name: &str, plugin: P) -> Arc<dyn Plugin> {
-    let mut hooks = Hooks {
-        entries: Vec::new(),
-    };
+    let mut hooks = Hooks(Vec::new());
     plugin.register(&mut hooks);
     Arc::new(Registered {
         name: name.to_owned(),
@@ -120,16 +118,9 @@ enum Handler<P> {
     Mail(MailFn<P>),
 }
 
-struct Entry<P> {
-    registration: Registration,
-    handler: Handler<P>,
-}
-
 /// The hooks a plugin registered, each with its handler (Haraka's
 /// `register_hook`). Registering a hook again replaces its handler.
-pub struct Hooks<P> {
-    entries: Vec<Entry<P>>,
-}
+pub struct Hooks<P>(Vec<(Registration, Handler<P>)>);
 
 /// Sets the priority of the hook just registered.
 #[derive(Debug)]
@@ -145,20 +136,14 @@ impl Priority<'_> {
 
 impl<P> Hooks<P> {
     fn add(&mut self, hook: Hook, handler: Handler<P>) -> Priority<'_> {
-        self.entries.retain(|e| e.registration.hook != hook);
-        self.entries.push(Entry {
-            registration: Registration::new(hook),
-            handler,
-        });
-        let last = self.entries.len() - 1;
-        Priority(&mut self.entries[last].registration)
+        self.0.retain(|(r, _)| r.hook != hook);
+        self.0.push((Registration::new(hook), handler));
+        let last = self.0.len() - 1;
+        Priority(&mut self.0[last].0)
     }
 
     fn find(&self, hook: Hook) -> Option<&Handler<P>> {
-        self.entries
-            .iter()
-            .find(|e| e.registration.hook == hook)
-            .map(|e| &e.handler)
+        self.0.iter().find(|(r, _)| r.hook == hook).map(|(_, h)| h)
     }
 }
 
@@ -243,7 +228,7 @@ impl<P: Register> Plugin for Registered<P> {
     }
 
     fn hooks(&self) -> Vec<Registration> {
-        self.hooks.entries.iter().map(|e| e.registration).collect()
+        self.hooks.0.iter().map(|(r, _)| *r).collect()
     }
 
     fn hook<'a>(
