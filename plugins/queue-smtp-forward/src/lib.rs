@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haraka_plugin_api::{
-    Address, Connection, Hooks, OutboundMail, Outcome, Plugin, PluginError, PluginInit, Register,
+    Address, Connection, Hooks, Outcome, Plugin, PluginError, PluginInit, Register,
 };
 
 pub use compat::xclient_forward;
@@ -123,30 +123,22 @@ impl SmtpForward {
 impl Register for SmtpForward {
     fn register(&self, hooks: &mut Hooks<Self>) {
         if self.cfg.check_sender {
-            hooks.mail(Self::check_sender);
+            hooks.mail(routing::check_sender);
         }
         if self.cfg.check_recipient {
-            hooks.rcpt(Self::check_recipient);
+            hooks.rcpt(routing::check_recipient);
         }
         hooks.rcpt_ok(Self::rcpt_ok);
         hooks.queue(Self::queue);
         if self.cfg.enable_outbound {
             hooks.queue_outbound(Self::queue);
         }
-        hooks.get_mx(Self::get_mx);
+        hooks.get_mx(routing::get_mx);
         hooks.disconnect(Self::disconnect);
     }
 }
 
 impl SmtpForward {
-    fn check_sender(&self, conn: &mut Connection, from: Option<&Address>) -> Outcome {
-        routing::check_sender(&self.cfg, conn, from)
-    }
-
-    fn check_recipient(&self, conn: &mut Connection, to: &Address) -> Outcome {
-        routing::check_recipient(&self.cfg, conn, to)
-    }
-
     fn rcpt_ok(&self, conn: &mut Connection, _: &Address) -> Outcome {
         self.prepare(conn);
         Outcome::cont()
@@ -154,10 +146,6 @@ impl SmtpForward {
 
     async fn queue(&self, conn: &mut Connection) -> Outcome {
         self.queue_forward(conn).await
-    }
-
-    fn get_mx(&self, mail: &mut OutboundMail, domain: &str) -> Outcome {
-        routing::get_mx(&self.cfg, mail, domain)
     }
 
     fn disconnect(&self, conn: &mut Connection) -> Outcome {

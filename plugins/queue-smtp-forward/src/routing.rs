@@ -4,6 +4,7 @@
 use haraka_plugin_api::{Address, Connection, MxHost, Notes, OutboundMail, Outcome, Transaction};
 use serde_json::Value;
 
+use crate::SmtpForward;
 use crate::config::{Config, Route, Selector};
 
 /// The name results are recorded under.
@@ -67,7 +68,8 @@ pub fn forward_enabled(cfg: &Config, conn: &Connection, route: &Route) -> bool {
 }
 
 /// `mail` hook with `check_sender`: a sender in a configured domain must be relaying.
-pub fn check_sender(cfg: &Config, conn: &mut Connection, from: Option<&Address>) -> Outcome {
+pub fn check_sender(fwd: &SmtpForward, conn: &mut Connection, from: Option<&Address>) -> Outcome {
+    let cfg = &fwd.cfg;
     let relaying = conn.relaying();
     let Some(txn) = conn.transaction.as_mut() else {
         return Outcome::cont();
@@ -90,7 +92,8 @@ pub fn check_sender(cfg: &Config, conn: &mut Connection, from: Option<&Address>)
 
 /// `rcpt` hook with `check_recipient`: accept recipients of configured domains,
 /// defer those whose route differs from the transaction's first one.
-pub fn check_recipient(cfg: &Config, conn: &mut Connection, to: &Address) -> Outcome {
+pub fn check_recipient(fwd: &SmtpForward, conn: &mut Connection, to: &Address) -> Outcome {
+    let cfg = &fwd.cfg;
     let relaying = conn.relaying();
     let Some(txn) = conn.transaction.as_mut() else {
         return Outcome::cont();
@@ -173,7 +176,8 @@ fn set_queue(
 }
 
 /// `get_mx`: a `next_hop` note, else the section of the destination domain.
-pub fn get_mx(cfg: &Config, mail: &mut OutboundMail, domain: &str) -> Outcome {
+pub fn get_mx(fwd: &SmtpForward, mail: &mut OutboundMail, domain: &str) -> Outcome {
+    let cfg = &fwd.cfg;
     if let Some(hop) = mail.notes.get("next_hop").and_then(Value::as_str) {
         if let Some(mx) = parse_next_hop(hop) {
             mail.mx = Some(vec![mx]);
