@@ -100,7 +100,8 @@ handler_shapes! {
     OnOutbound(OutboundMail);
     /// `fn(&self, mail: &mut OutboundMail, domain: &str)`.
     OnGetMx(OutboundMail, &'a str);
-    /// `fn(&self, mail: &mut OutboundMail, args: &OutboundArgs)`.
+    /// `fn(&self, mail: &mut OutboundMail, args: &OutboundArgs)`: `delivered` gets
+    /// `OutboundArgs::Delivered`, `deferred` `Deferred`, `bounce` `Bounce`.
     OnOutboundArgs(OutboundMail, &'a OutboundArgs);
 }
 
@@ -196,11 +197,8 @@ hook_methods! {
     send_email: SendEmail, Mail(OnOutbound), _ => ();
     /// Set `mail.mx` and answer OK to choose where the mail goes.
     get_mx: GetMx, Mail(OnGetMx), OutboundArgs::GetMx { domain } => (domain);
-    /// The arguments are `OutboundArgs::Delivered`.
     delivered: Delivered, Mail(OnOutboundArgs), args => (args);
-    /// The arguments are `OutboundArgs::Deferred`.
     deferred: Deferred, Mail(OnOutboundArgs), args => (args);
-    /// The arguments are `OutboundArgs::Bounce`.
     bounce: Bounce, Mail(OnOutboundArgs), args => (args);
 }
 

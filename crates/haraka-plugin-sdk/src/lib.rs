@@ -65,17 +65,13 @@ use std::sync::Arc;
 
 #[doc(hidden)]
 pub use haraka_plugin_abi as abi;
-/// The plugin API crate, for what the SDK does not re-export by name.
 pub use haraka_plugin_api as api;
 pub use haraka_plugin_api::{
     Action, Address, BoxFuture, ConfigDir, ConnAction, Connection, Hello, HelloVerb, Hook,
     HookArgs, Hooks, Ini, Local, Message, Msg, MxHost, Notes, OutboundArgs, OutboundMail, Outcome,
     Plugin, PluginError, PluginInit, Register, Remote, Results, TlsInfo, Transaction,
 };
-/// JSON values, as in `conn.notes` and `transaction.notes`.
-pub use serde_json;
-/// Logging: events go to the server's log, tagged with the plugin's name.
-pub use tracing;
+pub use {serde_json, tracing};
 
 /// How a plugin is built from its name and config directory (the constructor
 /// `export_plugin!` calls, and what [`factory`] wraps for built-in use).
