@@ -124,7 +124,6 @@ enum Handler<P> {
 pub struct Hooks<P>(Vec<(Registration, Handler<P>)>);
 
 /// Sets the priority of the hook just registered.
-#[derive(Debug)]
 pub struct Priority<'h>(&'h mut Registration);
 
 impl Priority<'_> {
@@ -161,7 +160,15 @@ macro_rules! hook_methods {
                 }));
                 self.add(Hook::$hook, handler)
             }
-        )*}
+        )*
+
+            /// Any SMTP-session hook, by value, with its raw [`HookArgs`] (for
+            /// arguments the typed methods leave out, such as RCPT parameters).
+            pub fn on<M>(&mut self, hook: Hook, f: impl for<'a> OnArgs<'a, P, M>) -> Priority<'_> {
+                let handler = Handler::Conn(Box::new(move |p, conn, args| f(p, conn, args).into_future()));
+                self.add(hook, handler)
+            }
+        }
     };
 }
 
@@ -200,17 +207,6 @@ hook_methods! {
     delivered: Delivered, Mail(OnOutboundArgs), args => (args);
     deferred: Deferred, Mail(OnOutboundArgs), args => (args);
     bounce: Bounce, Mail(OnOutboundArgs), args => (args);
-}
-
-impl<P: Send + Sync + 'static> Hooks<P> {
-    /// Any SMTP-session hook, by value, with its raw [`HookArgs`] (for arguments
-    /// the typed methods leave out, such as RCPT parameters).
-    pub fn on<M>(&mut self, hook: Hook, f: impl for<'a> OnArgs<'a, P, M>) -> Priority<'_> {
-        let handler = Handler::Conn(Box::new(move |p, conn, args| {
-            f(p, conn, args).into_future()
-        }));
-        self.add(hook, handler)
-    }
 }
 
 /// A [`Register`] plugin with its name and hooks, as the runner sees it.
