@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haraka_plugin_api::{
-    BoxFuture, ConfigDir, ConnAction, Connection, Hook, HookArgs, Msg, Outcome, Plugin,
-    PluginError, PluginInit, Registration, TlsUpgrade, ready,
+    ConfigDir, ConnAction, Connection, Hooks, Msg, Outcome, Plugin, PluginError, PluginInit,
+    Register, TlsUpgrade,
 };
 use haraka_tls::{InboundTls, TlsError};
 
@@ -60,7 +60,8 @@ pub struct TlsPlugin {
 
 /// Creates the plugin (a [`haraka_plugin_api::PluginFactory`]).
 pub fn factory(init: &PluginInit<'_>) -> Result<Arc<dyn Plugin>, PluginError> {
-    Ok(Arc::new(TlsPlugin::new(init.config).map_err(plugin_error)?))
+    let plugin = TlsPlugin::new(init.config).map_err(plugin_error)?;
+    Ok(haraka_plugin_api::plugin(init.name, plugin))
 }
 
 impl TlsPlugin {
@@ -106,31 +107,9 @@ impl TlsPlugin {
     }
 }
 
-impl Plugin for TlsPlugin {
-    fn name(&self) -> &str {
-        "tls"
-    }
-
-    fn hooks(&self) -> Vec<Registration> {
-        vec![
-            Registration::new(Hook::Capabilities),
-            Registration::new(Hook::UnrecognizedCommand),
-        ]
-    }
-
-    fn hook<'a>(
-        &'a self,
-        hook: Hook,
-        conn: &'a mut Connection,
-        args: &'a HookArgs,
-    ) -> BoxFuture<'a, Outcome> {
-        let outcome = match (hook, args) {
-            (Hook::Capabilities, _) => self.advertise(conn),
-            (Hook::UnrecognizedCommand, HookArgs::Unrecognized { verb, rest }) => {
-                self.starttls(conn, verb, rest)
-            }
-            _ => Outcome::cont(),
-        };
-        ready(outcome)
+impl Register for TlsPlugin {
+    fn register(&self, hooks: &mut Hooks<Self>) {
+        hooks.capabilities(Self::advertise);
+        hooks.unrecognized_command(Self::starttls);
     }
 }
