@@ -359,7 +359,7 @@ fn a_failed_directory_fsync_fails_the_batch() {
     assert!(files(tmp.path()).is_empty());
 }
 
-/// A file as Haraka 3.0.0 writes it (`outbound.md` §4).
+/// A file as Haraka 3.0.0 writes it: a 4-byte big-endian length, the JSON todo, the message.
 fn haraka_file(body: &[u8]) -> Vec<u8> {
     let json = "\n{\n\t\"queue_time\": 1795708856374,\n\t\"domain\": \"gmail.com\",\n\t\"rcpt_to\": [\n\t\t{\n\t\t\t\"original\": \"<x@gmail.com>\",\n\t\t\t\"original_host\": \"gmail.com\",\n\t\t\t\"host\": \"gmail.com\",\n\t\t\t\"user\": \"x\"\n\t\t}\n\t],\n\t\"mail_from\": {\n\t\t\"original\": \"<u@example.com>\",\n\t\t\"original_host\": \"example.com\",\n\t\t\"host\": \"example.com\",\n\t\t\"user\": \"u\"\n\t},\n\t\"notes\": {\n\t\t\"skip_plugins\": [],\n\t\t\"authentication_results\": []\n\t},\n\t\"uuid\": \"E5B23A3E-7D35-4E56-9DFA-171F8BFBBAFC.1.1\",\n\t\"force_tls\": false\n}\n";
     let mut out = (json.len() as u32).to_be_bytes().to_vec();

@@ -3,11 +3,11 @@
 //! Once a recipient is accepted (the `rcpt_ok` hook) a task connects to the
 //! backend and does the greeting, EHLO, STARTTLS, XCLIENT and AUTH, so that at
 //! queue time only MAIL, RCPT, DATA and the message remain: the client's wait
-//! after its final dot no longer includes the backend's handshake. Only accepted
+//! after its final dot does not include the backend's handshake. Only accepted
 //! recipients start one, so refused mail never costs a backend connection. At queue time the plan is worked out again
 //! from the transaction as it is then (a `data_post` plugin may have changed
 //! it); the prepared connection is used only when both plans are identical and
-//! it is still open, otherwise it is closed and a fresh one is opened as before.
+//! it is still open, otherwise it is closed and a fresh one is opened at queue time.
 //! Further recipients of the transaction keep the connection being prepared.
 //! A connection prepared for a transaction that never reaches the queue is
 //! closed when the next transaction of the client prepares its own, or when the

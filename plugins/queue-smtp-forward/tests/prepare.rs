@@ -156,7 +156,7 @@ async fn at_most_64_connections_wait_prepared() {
         conns.push(conn);
     }
     assert_eq!(forward.prepared_connections(), 64);
-    // The ones beyond the limit connect at queue time, as before.
+    // The ones beyond the limit connect at queue time.
     for conn in &conns {
         ok(&forward.queue_forward(conn).await);
     }

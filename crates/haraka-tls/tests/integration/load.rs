@@ -24,7 +24,7 @@ fn combined_file_absolute_and_relative() {
     let ca = Ca::new("Test CA");
     let leaf = ca.leaf(Some("mail.example.com"), &["mail.example.com"]);
     let root = Root::new();
-    // the seed's form: an absolute path to one combined PEM, outside config/
+    // the example setup's form: an absolute path to one combined PEM, outside config/
     let outside = tempfile::tempdir().unwrap();
     let pem = outside.path().join("mail.example.com.pem");
     std::fs::write(&pem, leaf.combined()).unwrap();
