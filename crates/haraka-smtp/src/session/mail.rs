@@ -18,18 +18,10 @@ impl Session {
             self.respond1(550, "Authentication required");
             return;
         }
-        let args = match parse_mail_args(rest, self.cfg.strict_rfc1869 && !relaying) {
-            Ok(a) => a,
-            Err(e) => {
-                self.conn.errors += 1;
-                self.respond(501, e.reply_lines());
-                return;
-            }
-        };
-        if !self.conn.esmtp && !args.params.is_empty() {
-            self.respond1(555, "Invalid command parameters");
+        let parsed = parse_mail_args(rest, self.cfg.strict_rfc1869 && !relaying);
+        let Some(args) = self.envelope_args(parsed, |a| &a.params) else {
             return;
-        }
+        };
         if let Some(size) = size_param(&args.params)
             && size > 0.0
             && self.cfg.databytes > 0

@@ -1,10 +1,32 @@
 //! RCPT TO: parsing, the `rcpt` hook with Haraka's relaying rule, and `rcpt_ok`.
 
 use super::Session;
-use crate::command::parse_rcpt_args;
+use crate::command::{ArgError, Params, parse_rcpt_args};
 use crate::hook::{Action, Hook, HookArgs, Msg, Outcome};
 
 impl Session {
+    /// The arguments of MAIL or RCPT, or `None` once the command was answered: 501
+    /// when they do not parse, 555 for parameters after HELO.
+    pub(super) fn envelope_args<A>(
+        &mut self,
+        parsed: Result<A, ArgError>,
+        params: fn(&A) -> &Params,
+    ) -> Option<A> {
+        let args = match parsed {
+            Ok(a) => a,
+            Err(e) => {
+                self.conn.errors += 1;
+                self.respond(501, e.reply_lines());
+                return None;
+            }
+        };
+        if !self.conn.esmtp && !params(&args).is_empty() {
+            self.respond1(555, "Invalid command parameters");
+            return None;
+        }
+        Some(args)
+    }
+
     pub(super) fn cmd_rcpt(&mut self, rest: &str) {
         if self.conn.transaction.is_none() {
             self.conn.errors += 1;
@@ -12,18 +34,9 @@ impl Session {
             return;
         }
         let strict = self.cfg.strict_rfc1869 && !self.conn.relaying();
-        let args = match parse_rcpt_args(rest, strict) {
-            Ok(a) => a,
-            Err(e) => {
-                self.conn.errors += 1;
-                self.respond(501, e.reply_lines());
-                return;
-            }
-        };
-        if !self.conn.esmtp && !args.params.is_empty() {
-            self.respond1(555, "Invalid command parameters");
+        let Some(args) = self.envelope_args(parse_rcpt_args(rest, strict), |a| &a.params) else {
             return;
-        }
+        };
         if let Some(t) = self.conn.transaction.as_mut() {
             t.rcpt_to.push(args.to.clone());
         }
