@@ -185,22 +185,6 @@ pub fn xtext_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// `XCLIENT NAME=value …` with xtext-encoded values, keeping only the attributes the
-/// server lists in `advertised` (its `XCLIENT` parameters), in the order given.
-/// `None` when none is left.
-pub fn xclient_cmd(advertised: &[String], attrs: &[(&str, &str)]) -> Option<Vec<u8>> {
-    let mut line = String::from("XCLIENT");
-    let mut any = false;
-    for (name, value) in attrs {
-        if advertised.iter().any(|a| a.eq_ignore_ascii_case(name)) {
-            line.push_str(&format!(" {}={}", name.to_ascii_uppercase(), xtext(value)));
-            any = true;
-        }
-    }
-    line.push_str("\r\n");
-    any.then(|| line.into_bytes())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 mod tests {

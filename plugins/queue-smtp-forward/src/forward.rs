@@ -173,7 +173,7 @@ impl Forwarder {
         let prepared = self.warm.take(&txn.uuid, &plan).await;
         match self.deliver(cfg, &plan, txn, prepared).await {
             Ok(reply) => {
-                tracing::info!(uuid = %txn.uuid, "smtp_forward: accepted by {host}:{port}: {}", reply.lines.join(" "));
+                tracing::info!(uuid = %txn.uuid, "smtp_forward: accepted by {host}:{port}: {}", reply.text());
                 Outcome::accept_with(Msg::text(reply.lines.join(",")))
             }
             Err(err) => {
@@ -297,7 +297,7 @@ impl Connector {
             tracing::info!(
                 "smtp_forward: XCLIENT refused ({} {}); continuing without",
                 reply.code,
-                reply.lines.join(" ")
+                reply.text()
             );
         }
         if let Some(auth) = &plan.auth {
@@ -402,7 +402,7 @@ pub fn outcome_for(err: &Error) -> Outcome {
     let soft = |text: &str| Outcome::deny_soft(Msg::text(text));
     match err {
         Error::Rejected { stage, reply } => {
-            let text = reply.lines.join(" ");
+            let text = reply.text();
             let text = if text.trim().is_empty() {
                 format!("Upstream server answered {} to {stage}", reply.code)
             } else {

@@ -3,10 +3,11 @@
 use std::net::IpAddr;
 
 use haraka_smtp::Reply;
+use haraka_smtp::XclientAttrs;
 use haraka_smtp::client::{
     Capabilities, ReplyError, ReplyParser, ehlo_cmd, mail_cmd, parse_reply, rcpt_cmd,
 };
-use haraka_smtp::xclient::{xclient_addr, xclient_cmd, xtext};
+use haraka_smtp::xclient::{xclient_addr, xtext};
 
 #[test]
 fn single_and_multi_line() {
@@ -119,20 +120,22 @@ fn xclient() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let cmd = xclient_cmd(
-        &adv,
-        &[
-            ("ADDR", "1.2.3.4"),
-            ("NAME", "[UNAVAILABLE]"),
-            ("LOGIN", "bob"),
-            ("HELO", "a b"),
-        ],
-    );
+    let attrs = XclientAttrs {
+        addr: Some("1.2.3.4".parse().unwrap()),
+        name: Some("[UNAVAILABLE]".into()),
+        login: Some("bob".into()),
+        helo: Some("a b".into()),
+        ..XclientAttrs::default()
+    };
     assert_eq!(
-        cmd.unwrap(),
-        b"XCLIENT ADDR=1.2.3.4 NAME=[UNAVAILABLE] HELO=a+20b\r\n"
+        attrs.commands(&adv),
+        ["XCLIENT HELO=a+20b NAME=[UNAVAILABLE] ADDR=1.2.3.4"]
     );
-    assert_eq!(xclient_cmd(&adv, &[("LOGIN", "bob")]), None);
+    let login_only = XclientAttrs {
+        login: Some("bob".into()),
+        ..XclientAttrs::default()
+    };
+    assert!(login_only.commands(&adv).is_empty());
 }
 
 #[test]
