@@ -39,7 +39,7 @@ pub use smtp_ini::{
 pub use watch::Watched;
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,9 +101,10 @@ pub fn is_false(value: &str) -> bool {
 
 /// Run every reader of this crate over arbitrary bytes (the fuzz target's entry).
 /// Never panics.
+#[cfg(feature = "testing")]
 pub fn fuzz_parse(data: &[u8]) {
     let (text, _) = text::decode(data);
-    let file = Path::new("fuzz.ini");
+    let file = std::path::Path::new("fuzz.ini");
     let mut diags = Vec::new();
     let ini = Ini::parse_with(file, &text, &Booleans::new(booleans::SMTP_INI), &mut diags);
     let _ = SmtpIni::from_ini(&ini, &SmtpLegacy::default());
