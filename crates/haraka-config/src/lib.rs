@@ -36,7 +36,7 @@ pub use plugin::{IniFixup, IniSpec, ListAlias, ListSpec, PluginLayout, PluginSwi
 pub use smtp_ini::{
     DEFAULT_LISTEN, HeadersIni, ListenAddr, Nodes, SmtpIni, SmtpLegacy, parse_listen,
 };
-pub use watch::Watched;
+pub use watch::{FileStamp, Watched};
 
 use std::fmt;
 use std::path::PathBuf;

@@ -24,32 +24,36 @@ pub struct Watched<T> {
 struct State<T> {
     value: Arc<T>,
     paths: Vec<PathBuf>,
-    stamps: Vec<Option<Stamp>>,
+    stamps: Vec<Option<FileStamp>>,
     checked: Instant,
 }
 
-/// What identifies a version of a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stamp {
+/// What identifies one version of a file: modification time, size and inode. Two
+/// stamps differ when the file was written, replaced or renamed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
     modified: Option<SystemTime>,
     len: u64,
     inode: (u64, u64),
 }
 
-fn stamp(path: &Path) -> Option<Stamp> {
-    let md = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let inode = {
-        use std::os::unix::fs::MetadataExt;
-        (md.dev(), md.ino())
-    };
-    #[cfg(not(unix))]
-    let inode = (0, 0);
-    Some(Stamp {
-        modified: md.modified().ok(),
-        len: md.len(),
-        inode,
-    })
+impl FileStamp {
+    /// The stamp of `path` (following symlinks), or `None` when it cannot be read.
+    pub fn of(path: &Path) -> Option<FileStamp> {
+        let md = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = {
+            use std::os::unix::fs::MetadataExt;
+            (md.dev(), md.ino())
+        };
+        #[cfg(not(unix))]
+        let inode = (0, 0);
+        Some(FileStamp {
+            modified: md.modified().ok(),
+            len: md.len(),
+            inode,
+        })
+    }
 }
 
 impl<T> fmt::Debug for Watched<T> {
@@ -81,7 +85,7 @@ impl<T: Send + Sync + 'static> Watched<T> {
         F: Fn() -> Result<(T, Vec<PathBuf>), E> + Send + Sync + 'static,
     {
         let (value, paths) = loader()?;
-        let stamps = paths.iter().map(|p| stamp(p)).collect();
+        let stamps = paths.iter().map(|p| FileStamp::of(p)).collect();
         Ok(Watched {
             loader: Box::new(move || loader().map_err(|e| e.to_string())),
             interval: Duration::from_secs(1),
@@ -127,7 +131,7 @@ impl<T: Send + Sync + 'static> Watched<T> {
 
     fn check(&self, st: &mut State<T>) -> bool {
         st.checked = Instant::now();
-        let now: Vec<Option<Stamp>> = st.paths.iter().map(|p| stamp(p)).collect();
+        let now: Vec<Option<FileStamp>> = st.paths.iter().map(|p| FileStamp::of(p)).collect();
         if now == st.stamps {
             return false;
         }
@@ -135,7 +139,7 @@ impl<T: Send + Sync + 'static> Watched<T> {
         match (self.loader)() {
             Ok((value, paths)) => {
                 if paths != st.paths {
-                    st.stamps = paths.iter().map(|p| stamp(p)).collect();
+                    st.stamps = paths.iter().map(|p| FileStamp::of(p)).collect();
                     st.paths = paths;
                 }
                 st.value = Arc::new(value);

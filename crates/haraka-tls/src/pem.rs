@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use rustls::crypto::CryptoProvider;
 use rustls::sign::CertifiedKey;
@@ -12,35 +11,6 @@ use rustls_pki_types::pem::{PemObject, SectionKind};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::TlsError;
-
-/// What identifies one version of a file on disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct FileStamp {
-    mtime: Option<SystemTime>,
-    len: u64,
-    ino: u64,
-    dev: u64,
-}
-
-impl FileStamp {
-    /// The stamp of `path` (following symlinks), or `None` when it cannot be read.
-    pub(crate) fn of(path: &Path) -> Option<FileStamp> {
-        let meta = std::fs::metadata(path).ok()?;
-        #[cfg(unix)]
-        let (ino, dev) = {
-            use std::os::unix::fs::MetadataExt;
-            (meta.ino(), meta.dev())
-        };
-        #[cfg(not(unix))]
-        let (ino, dev) = (0, 0);
-        Some(FileStamp {
-            mtime: meta.modified().ok(),
-            len: meta.len(),
-            ino,
-            dev,
-        })
-    }
-}
 
 /// The private keys and certificates found in one PEM text, in file order.
 #[derive(Default)]

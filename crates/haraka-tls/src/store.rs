@@ -21,7 +21,9 @@ use rustls::sign::CertifiedKey;
 
 use crate::TlsError;
 use crate::names;
-use crate::pem::{self, FileStamp};
+use haraka_config::FileStamp;
+
+use crate::pem;
 
 /// How often a handshake may trigger a look at the files.
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
@@ -30,14 +32,14 @@ pub const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_DEPTH: usize = 8;
 
 /// One key/cert pair named in `tls.ini`.
-struct WatchedPair {
+struct CertPair {
     key: PathBuf,
     cert: PathBuf,
     stamp: (Option<FileStamp>, Option<FileStamp>),
     current: Option<Arc<CertifiedKey>>,
 }
 
-impl WatchedPair {
+impl CertPair {
     /// Re-read the pair if its files changed; `true` when a new key is in use.
     fn refresh(&mut self, provider: &CryptoProvider) -> bool {
         let now = (FileStamp::of(&self.key), FileStamp::of(&self.cert));
@@ -71,7 +73,7 @@ struct SniFile {
 }
 
 struct Files {
-    pairs: Vec<WatchedPair>,
+    pairs: Vec<CertPair>,
     sni_dir: Option<PathBuf>,
     sni: BTreeMap<PathBuf, SniFile>,
 }
@@ -85,7 +87,8 @@ struct Snapshot {
 
 /// The certificates of one side, kept current with the files on disk.
 ///
-/// It watches its files itself rather than through `haraka_config::Watched`,
+/// It notices changes with `haraka_config::FileStamp`, file by file, rather than
+/// through `haraka_config::Watched`,
 /// which rebuilds one value from a fixed list of files, keeps the whole previous
 /// value when the rebuild fails, and holds its lock while it re-reads. The store
 /// needs more than that: files appear in and vanish from `config/tls/`; each file
@@ -137,7 +140,7 @@ impl CertStore {
             } else {
                 None
             };
-            pairs.push(WatchedPair {
+            pairs.push(CertPair {
                 key,
                 cert,
                 stamp,
