@@ -47,7 +47,8 @@ impl Session {
 
     pub(super) fn on_data(&mut self, outcome: Outcome, builder: MessageBuilder) {
         let answer = (outcome.action, outcome.msg.as_ref());
-        if self.rejected(answer, (554, 451), "Message denied", Session::reset) {
+        let denied = "Message denied";
+        if self.rejected(answer, [(554, denied), (451, denied)], Session::reset) {
             return;
         }
         self.respond1(354, "go ahead, make my day");
@@ -130,32 +131,16 @@ impl Session {
             t.message.remove_header("Authentication-Results");
             t.message.add_leading_header("Authentication-Results", &ar);
         }
-        let msg = outcome.msg.as_ref();
-        match outcome.action {
-            Action::Deny => {
-                self.respond_msg(550, msg, "Message denied");
-                self.reset_then(After::Nothing);
-            }
-            Action::DenyDisconnect => {
-                self.respond_msg(550, msg, "Message denied");
-                self.disconnect();
-            }
-            Action::DenySoft => {
-                self.respond_msg(450, msg, "Message denied temporarily");
-                self.reset_then(After::Nothing);
-            }
-            Action::DenySoftDisconnect => {
-                self.respond_msg(450, msg, "Message denied temporarily");
-                self.disconnect();
-            }
-            _ => {
-                let hook = if self.conn.relaying() {
-                    Hook::QueueOutbound
-                } else {
-                    Hook::Queue
-                };
-                self.run_hook(hook, HookArgs::None);
-            }
+        let answer = (outcome.action, outcome.msg.as_ref());
+        let replies = [(550, "Message denied"), (450, "Message denied temporarily")];
+        if self.rejected(answer, replies, |s| s.reset_then(After::Nothing)) {
+            return;
         }
+        let hook = if self.conn.relaying() {
+            Hook::QueueOutbound
+        } else {
+            Hook::Queue
+        };
+        self.run_hook(hook, HookArgs::None);
     }
 }

@@ -44,7 +44,9 @@ impl Session {
     pub(super) fn on_hello(&mut self, verb: HelloVerb, outcome: Outcome) {
         let answer = (outcome.action, outcome.msg.as_ref());
         let denied = format!("{} denied", verb.as_str());
-        if self.rejected(answer, (550, 450), &denied, |s| s.conn.hello = None) {
+        if self.rejected(answer, [(550, &denied), (450, &denied)], |s| {
+            s.conn.hello = None
+        }) {
             return;
         }
         match verb {

@@ -55,12 +55,8 @@ impl Session {
         };
         let dmsg = format!("sender {}", t.mail_from_text());
         let answer = (outcome.action, outcome.msg.as_ref());
-        if !self.rejected(
-            answer,
-            (550, 450),
-            &format!("{dmsg} denied"),
-            Session::reset,
-        ) {
+        let denied = format!("{dmsg} denied");
+        if !self.rejected(answer, [(550, &denied), (450, &denied)], Session::reset) {
             self.respond_msg(250, answer.1, &format!("{dmsg} OK"));
         }
     }

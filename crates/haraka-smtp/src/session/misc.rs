@@ -44,24 +44,13 @@ impl Session {
     }
 
     pub(super) fn on_vrfy(&mut self, outcome: Outcome) {
-        let msg = outcome.msg.as_ref();
+        let answer = (outcome.action, outcome.msg.as_ref());
+        let replies = [(550, "Access Denied"), (450, "Lookup Failed")];
+        if self.rejected(answer, replies, |s| s.reset_then(After::Nothing)) {
+            return;
+        }
+        let msg = answer.1;
         match outcome.action {
-            Action::Deny => {
-                self.respond_msg(550, msg, "Access Denied");
-                self.reset_then(After::Nothing);
-            }
-            Action::DenyDisconnect => {
-                self.respond_msg(550, msg, "Access Denied");
-                self.disconnect();
-            }
-            Action::DenySoft => {
-                self.respond_msg(450, msg, "Lookup Failed");
-                self.reset_then(After::Nothing);
-            }
-            Action::DenySoftDisconnect => {
-                self.respond_msg(450, msg, "Lookup Failed");
-                self.disconnect();
-            }
             Action::Accept => self.respond_msg(250, msg, "User OK"),
             _ => self.respond1(
                 252,

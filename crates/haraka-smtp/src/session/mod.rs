@@ -461,17 +461,17 @@ impl Session {
         self.events.push_back(Event::Send(bytes));
     }
 
-    /// Haraka's four rejections: reply `hard` to DENY and DENYDISCONNECT, `soft` to
-    /// DENYSOFT and DENYSOFTDISCONNECT (the plugin's message, else `default`), then
-    /// disconnect for the `…DISCONNECT` ones or run `then`. False for other actions.
+    /// Haraka's four rejections: reply `hard` (code, default text) to DENY and
+    /// DENYDISCONNECT, `soft` to DENYSOFT and DENYSOFTDISCONNECT (the plugin's
+    /// message replaces the text), then disconnect for the `…DISCONNECT` ones or
+    /// run `then`. False for other actions.
     fn rejected(
         &mut self,
         (action, msg): (Action, Option<&Msg>),
-        (hard, soft): (u16, u16),
-        default: &str,
+        [hard, soft]: [(u16, &str); 2],
         then: fn(&mut Session),
     ) -> bool {
-        let code = match action {
+        let (code, default) = match action {
             Action::Deny | Action::DenyDisconnect => hard,
             Action::DenySoft | Action::DenySoftDisconnect => soft,
             _ => return false,

@@ -67,7 +67,11 @@ impl Session {
     /// `action` is not a rejection.
     fn rcpt_rejected(&mut self, action: Action, msg: Option<&Msg>, dmsg: &str) -> bool {
         let denied = format!("{dmsg} denied");
-        self.rejected((action, msg), (550, 450), &denied, Session::pop_rcpt)
+        self.rejected(
+            (action, msg),
+            [(550, &denied), (450, &denied)],
+            Session::pop_rcpt,
+        )
     }
 
     pub(super) fn on_rcpt(&mut self, outcome: Outcome) {
