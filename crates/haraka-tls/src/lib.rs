@@ -28,6 +28,8 @@ mod server;
 mod settings;
 mod store;
 mod stream;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod verify;
 
 use std::path::PathBuf;

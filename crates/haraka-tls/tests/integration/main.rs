@@ -2,7 +2,7 @@
 //! reload and real loopback handshakes.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
-mod common;
+use haraka_tls::testing as common;
 mod handshake;
 mod load;
 mod reload;

@@ -2,6 +2,6 @@
 //! it reports.
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
-mod common;
+use haraka_tls::testing as common;
 mod hooks;
 mod load;

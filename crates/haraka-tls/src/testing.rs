@@ -1,13 +1,20 @@
-//! Test certificates (made with rcgen at test time), throw-away Haraka roots and a
-//! loopback TLS echo server.
+//! Test support (feature `testing`): certificates made with rcgen at test time,
+//! throw-away Haraka roots and a loopback TLS echo server, for the tests of this
+//! crate and of the code that uses it.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test support: a failed unwrap is a failed test"
+)]
 
 use std::fs;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use haraka_plugin_api::ConfigDir;
+use haraka_config::ConfigDir;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
     SignatureAlgorithm,
@@ -22,6 +29,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 /// A certificate authority.
 pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
+    pub pem: String,
     pub der: CertificateDer<'static>,
 }
 
@@ -55,6 +63,7 @@ impl Ca {
         params.distinguished_name.push(DnType::CommonName, name);
         let cert = params.self_signed(&key).unwrap();
         Ca {
+            pem: cert.pem(),
             der: cert.der().clone(),
             issuer: Issuer::new(params, key),
         }
@@ -98,6 +107,12 @@ pub struct Root {
     pub dir: tempfile::TempDir,
 }
 
+impl Default for Root {
+    fn default() -> Root {
+        Root::new()
+    }
+}
+
 impl Root {
     pub fn new() -> Root {
         let dir = tempfile::tempdir().unwrap();
@@ -125,6 +140,22 @@ impl Root {
     }
 }
 
+/// Replace `path` the way a deploy script does: write a new file and rename it over.
+pub fn replace(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp-new");
+    fs::write(&tmp, text).unwrap();
+    fs::rename(&tmp, path).unwrap();
+}
+
+/// Overwrite `path` in place (`cat > file`) and give it a distinct mtime, so the
+/// change is visible even within one tick of the file system clock.
+pub fn overwrite(path: &Path, text: &str, mtime_offset_secs: u64) {
+    fs::write(path, text).unwrap();
+    let f = fs::OpenOptions::new().write(true).open(path).unwrap();
+    let t = SystemTime::now() + Duration::from_secs(mtime_offset_secs);
+    f.set_modified(t).unwrap();
+}
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -140,6 +171,17 @@ pub fn client(roots: RootCertStore, cert: Option<&Leaf>) -> Arc<ClientConfig> {
         None => b.with_no_client_auth(),
     };
     Arc::new(config)
+}
+
+/// A TLS 1.2-only client.
+pub fn client_tls12(roots: RootCertStore) -> Arc<ClientConfig> {
+    Arc::new(
+        ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 /// An echo server on 127.0.0.1 that accepts TLS with `config` on every connection.
