@@ -175,6 +175,16 @@ pub struct SmtpIni {
     pub smtputf8: bool,
     pub strict_rfc1869: bool,
     pub smtps_port: u16,
+    /// haraka-rs: how long one command line may take from its first byte (zero:
+    /// `inactivity_timeout`).
+    pub command_timeout: Duration,
+    /// haraka-rs: how long a whole message after `354` may take (zero: no limit).
+    pub data_timeout: Duration,
+    /// haraka-rs: bytes per second a message must average over each
+    /// `data_rate_period` (0: no minimum).
+    pub data_min_rate: u64,
+    /// haraka-rs: the period over which `data_min_rate` is measured.
+    pub data_rate_period: Duration,
     pub headers: HeadersIni,
 }
 
@@ -199,6 +209,10 @@ impl Default for SmtpIni {
             smtputf8: true,
             strict_rfc1869: false,
             smtps_port: 465,
+            command_timeout: Duration::ZERO,
+            data_timeout: Duration::ZERO,
+            data_min_rate: 1024,
+            data_rate_period: Duration::from_secs(60),
             headers: HeadersIni {
                 add_received: true,
                 clean_auth_results: true,
@@ -230,6 +244,10 @@ const MAIN_KEYS: &[&str] = &[
     "smtputf8",
     "strict_rfc1869",
     "smtps_port",
+    "command_timeout",
+    "data_timeout",
+    "data_min_rate",
+    "data_rate_period",
 ];
 const HEADER_KEYS: &[&str] = &[
     "add_received",
@@ -324,6 +342,24 @@ impl SmtpIni {
         }
         if let Some(v) = m("smtps_port") {
             set(&mut c.smtps_port, int::<u16>(v, "a port number"), &mut d);
+        }
+        if let Some(v) = m("command_timeout") {
+            set(&mut c.command_timeout, seconds(v), &mut d);
+        }
+        if let Some(v) = m("data_timeout") {
+            set(&mut c.data_timeout, seconds(v), &mut d);
+        }
+        if let Some(v) = m("data_min_rate") {
+            let rate = int::<u64>(v, "bytes per second (0 = no minimum)");
+            set(&mut c.data_min_rate, rate, &mut d);
+        }
+        // 0 would switch the rate check off: like Haraka's timeouts, it means the default.
+        if let Some(v) = m("data_rate_period") {
+            let period = seconds(v).map(|p| match p.is_zero() {
+                true => Duration::from_secs(60),
+                false => p,
+            });
+            set(&mut c.data_rate_period, period, &mut d);
         }
         c.daemonize = ini.get_bool("main", "daemonize", false);
         c.graceful_shutdown = ini.get_bool("main", "graceful_shutdown", false);

@@ -83,6 +83,10 @@ pub fn load(config: &ConfigDir) -> Result<Settings, ConfigErrors> {
         clean_auth_results: smtp.headers.clean_auth_results,
         short_hostname,
         inactivity_timeout: smtp.inactivity_timeout,
+        command_timeout: smtp.command_timeout,
+        data_timeout: smtp.data_timeout,
+        data_min_rate: smtp.data_min_rate,
+        data_rate_period: smtp.data_rate_period,
     };
     Ok(Settings {
         listen,

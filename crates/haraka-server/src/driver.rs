@@ -98,12 +98,18 @@ impl Driver {
                 return;
             }
             buf.clear();
+            // The session keeps no clock: it is told how long each wait took, so
+            // its limits count only time spent waiting for this client.
+            let waiting = tokio::time::Instant::now();
             match tokio::time::timeout(limit, self.stream.read_buf(&mut buf)).await {
                 Ok(Ok(0)) | Ok(Err(_)) => {
                     self.peer_gone(session).await;
                     return;
                 }
-                Ok(Ok(n)) => session.feed(buf.get(..n).unwrap_or_default()),
+                Ok(Ok(n)) => {
+                    session.time_passed(waiting.elapsed());
+                    session.feed(buf.get(..n).unwrap_or_default());
+                }
                 Err(_) => session.handle_timeout(),
             }
         }

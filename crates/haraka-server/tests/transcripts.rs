@@ -76,6 +76,9 @@ fn socket_skip(t: &Transcript, text: &str) -> Option<&'static str> {
     if !o.remote_ip.is_loopback() || o.remote_ip.is_ipv6() {
         return Some("needs a non-loopback client address");
     }
+    if text.contains("A: wait") {
+        return Some("lets time pass (covered over sockets by tests/timeouts.rs)");
+    }
     if text.contains("E: starttls") || text.contains("=STARTTLS") {
         return Some("needs a real TLS handshake (covered by the tls plugin's tests)");
     }
@@ -255,7 +258,7 @@ async fn replay(t: &Transcript) -> Result<(), String> {
                     return Err(format!("line {line}: STARTTLS not replayed over sockets"));
                 }
                 Step::Do { action, .. } => match action {
-                    ClientAction::Timeout => {}
+                    ClientAction::Timeout | ClientAction::Wait(_) => {}
                     ClientAction::PeerClose => {
                         c.stream.shutdown().await.map_err(|e| e.to_string())?;
                     }

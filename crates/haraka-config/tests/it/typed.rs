@@ -242,3 +242,36 @@ fn per_plugin_timeouts() {
         Some(Duration::from_secs(30))
     );
 }
+
+#[test]
+fn smtp_ini_time_limits() {
+    let dir = root(&[("config/smtp.ini", "\n")]);
+    let got = ConfigDir::open(dir.path()).unwrap().smtp_ini().unwrap();
+    assert_eq!(
+        (got.command_timeout, got.data_timeout),
+        (Duration::ZERO, Duration::ZERO),
+        "zero: inactivity_timeout / no overall limit"
+    );
+    assert_eq!(
+        (got.data_min_rate, got.data_rate_period),
+        (1024, Duration::from_secs(60))
+    );
+
+    let text = "command_timeout=20\ndata_timeout=600.5\ndata_min_rate=0\ndata_rate_period=0\n";
+    let dir = root(&[("config/smtp.ini", text)]);
+    let c = ConfigDir::open(dir.path()).unwrap().smtp_ini().unwrap();
+    assert_eq!(c.command_timeout, Duration::from_secs(20));
+    assert_eq!(c.data_timeout, Duration::from_millis(600_500));
+    assert_eq!(c.data_min_rate, 0);
+    assert_eq!(
+        c.data_rate_period,
+        Duration::from_secs(60),
+        "0 means the default"
+    );
+
+    let text = "command_timeout=soon\ndata_min_rate=-1\ndata_rate_period=x\n";
+    let dir = root(&[("config/smtp.ini", text)]);
+    let err = ConfigDir::open(dir.path()).unwrap().smtp_ini().unwrap_err();
+    let lines: Vec<usize> = err.0.iter().map(|d| d.line).collect();
+    assert_eq!(lines, [1, 2, 3], "{err:?}");
+}

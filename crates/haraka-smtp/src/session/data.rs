@@ -1,6 +1,8 @@
 //! DATA: the command, the `data` hook and 354, the end of the message, the size and
 //! loop checks, `Authentication-Results`, and `data_post`.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use super::{After, Mode, Pending, Session, UNLIMITED_DATABYTES_CAP};
@@ -9,12 +11,23 @@ use crate::hook::{Action, Hook, HookArgs, Outcome};
 use crate::message::MessageBuilder;
 use crate::received::received_value;
 
-/// The DATA state: the receiver cutting the input into lines and the message
-/// those lines build.
+/// The DATA state: the receiver cutting the input into lines, the message those
+/// lines build, and the time the message has taken so far.
 #[derive(Debug)]
 pub(super) struct DataState {
     pub(super) rx: DataReceiver,
     pub(super) builder: MessageBuilder,
+    pub(super) clock: DataClock,
+}
+
+/// The time a message has taken, as the driver reported it (see `timing.rs`):
+/// in all, and in the current period of `data_rate_period`, which started when
+/// the receiver had counted `period_start` bytes.
+#[derive(Debug, Default)]
+pub(super) struct DataClock {
+    pub(super) elapsed: Duration,
+    pub(super) period: Duration,
+    pub(super) period_start: u64,
 }
 
 impl Session {
@@ -57,7 +70,11 @@ impl Session {
             n => n,
         };
         let rx = DataReceiver::new(self.cfg.max_data_line_length, limit);
-        self.mode = Mode::Data(Box::new(DataState { rx, builder }));
+        self.mode = Mode::Data(Box::new(DataState {
+            rx,
+            builder,
+            clock: DataClock::default(),
+        }));
     }
 
     /// The end-of-data line was seen.
@@ -65,7 +82,7 @@ impl Session {
         let Mode::Data(state) = std::mem::replace(&mut self.mode, Mode::Cmd) else {
             return;
         };
-        let DataState { rx, builder } = *state;
+        let DataState { rx, builder, .. } = *state;
         let Some(t) = self.conn.transaction.as_mut() else {
             return;
         };

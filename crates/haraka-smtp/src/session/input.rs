@@ -17,6 +17,8 @@ impl Session {
         match self.input[..window].iter().position(|&b| b == b'\n') {
             Some(lf) => {
                 let raw: Vec<u8> = self.input.drain(..=lf).collect();
+                // The next line gets the whole of `command_timeout`.
+                self.line_left = super::timing::line_limit(&self.cfg);
                 if !self.input.is_empty() {
                     self.note_pipelined(&raw);
                 }
@@ -117,7 +119,7 @@ impl Session {
         if self.input.is_empty() {
             return false;
         }
-        let DataState { rx, builder } = &mut **state;
+        let DataState { rx, builder, .. } = &mut **state;
         match rx.feed(&self.input, |line| builder.push_line(line)) {
             Feed::More => self.input.clear(),
             Feed::Done { consumed } => {

@@ -7,8 +7,11 @@
 //! the session waits for input ([`Session::feed`]) or for the peer to go away
 //! ([`Session::peer_closed`]).
 //!
-//! While it waits for input, [`Session::poll_timeout`] says how long the client may
-//! stay silent before the driver calls [`Session::handle_timeout`].
+//! While it waits for input, [`Session::poll_timeout`] says how long the driver may
+//! wait before it calls [`Session::handle_timeout`]; after a wait that brought
+//! input it reports the time waited with [`Session::time_passed`] before
+//! [`Session::feed`]. The session keeps no clock: its limits are budgets charged
+//! with the time the driver reports (see `timing.rs`).
 //!
 //! One command is processed at a time; buffered (pipelined) input is processed
 //! after the reply to the previous command, so replies are always in order. Hooks
@@ -23,6 +26,7 @@ mod mail;
 mod misc;
 mod queue;
 mod rcpt;
+mod timing;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -80,6 +84,17 @@ pub struct SessionConfig {
     pub short_hostname: String,
     /// `smtp.ini inactivity_timeout`: how long the client may stay silent.
     pub inactivity_timeout: Duration,
+    /// `smtp.ini command_timeout`: how long one command line may take to arrive once
+    /// its first byte has come (zero: `inactivity_timeout`).
+    pub command_timeout: Duration,
+    /// `smtp.ini data_timeout`: how long the message after `354` may take in all
+    /// (zero: no limit).
+    pub data_timeout: Duration,
+    /// `smtp.ini data_min_rate`: bytes per second the message must average over
+    /// each `data_rate_period` (0: no minimum).
+    pub data_min_rate: u64,
+    /// `smtp.ini data_rate_period`: the period over which `data_min_rate` is measured.
+    pub data_rate_period: Duration,
 }
 
 impl Default for SessionConfig {
@@ -103,6 +118,10 @@ impl Default for SessionConfig {
             clean_auth_results: true,
             short_hostname: "localhost".to_owned(),
             inactivity_timeout: Duration::from_secs(300),
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::ZERO,
+            data_min_rate: 1024,
+            data_rate_period: Duration::from_secs(60),
         }
     }
 }
@@ -195,6 +214,8 @@ pub struct Session {
     silent: bool,
     deferred_disconnect: bool,
     started: bool,
+    /// What is left of `command_timeout` for the command line being received.
+    line_left: Duration,
 }
 
 impl std::fmt::Debug for Session {
@@ -210,6 +231,7 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     pub fn new(conn: Connection, cfg: SessionConfig, env: Box<dyn Env>) -> Session {
+        let line_left = timing::line_limit(&cfg);
         Session {
             conn,
             cfg,
@@ -224,6 +246,7 @@ impl Session {
             silent: false,
             deferred_disconnect: false,
             started: false,
+            line_left,
         }
     }
 
@@ -320,23 +343,6 @@ impl Session {
     /// The TLS handshake failed: the session ends.
     pub fn tls_failed(&mut self) {
         self.silent = true;
-        self.disconnect();
-    }
-
-    /// How long from now the client may stay silent before
-    /// [`Session::handle_timeout`] is due: the timer starts again each time the
-    /// driver goes back to waiting for input. `None` once the session has ended.
-    pub fn poll_timeout(&self) -> Option<Duration> {
-        (!self.is_closed()).then_some(self.cfg.inactivity_timeout)
-    }
-
-    /// The time from [`Session::poll_timeout`] passed without input: `421 timeout`
-    /// and close.
-    pub fn handle_timeout(&mut self) {
-        if matches!(self.mode, Mode::Closing | Mode::Closed) {
-            return;
-        }
-        self.respond(421, vec!["timeout".to_owned()]);
         self.disconnect();
     }
 

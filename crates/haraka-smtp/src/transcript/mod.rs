@@ -11,7 +11,8 @@
 //! | `S: text` | the next reply line is exactly `text` (with placeholders, below) |
 //! | `E: close` / `E: starttls` | the server closes / starts TLS here |
 //! | `H: hook=ANSWER` | from here on, the stub plugin chain answers `hook` with ANSWER |
-//! | `A: timeout` / `A: peer_close` | the inactivity timer fires / the client hangs up |
+//! | `A: timeout` / `A: peer_close` | the session's wait runs out / the client hangs up |
+//! | `A: wait S` | the client stays silent for S seconds (`1.5`), in steps no longer than the session's waits (in memory only) |
 //! | `M: line` | a block of `M:` lines is the whole message last queued, line by line |
 //!
 //! Consecutive `C:`/`R:` lines are sent as one packet (pipelining). An `H:` line
@@ -36,6 +37,7 @@ mod matcher;
 mod runner;
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 pub use matcher::matches;
 pub use runner::{TEST_DATE, TEST_UUID, TestEnv, apply, run};
@@ -71,6 +73,8 @@ pub enum Answer {
 pub enum ClientAction {
     Timeout,
     PeerClose,
+    /// Silence for this long.
+    Wait(Duration),
 }
 
 /// One step of a transcript; `line` is its line number in the file.
@@ -149,6 +153,11 @@ fn parse_bool(v: &str) -> Result<bool, String> {
     }
 }
 
+fn parse_secs(v: &str) -> Result<Duration, String> {
+    let secs: f64 = parse_num(v.trim())?;
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("not a duration: {v}"))
+}
+
 fn parse_num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
     v.parse().map_err(|_| format!("not a number: {v}"))
 }
@@ -174,6 +183,11 @@ impl Options {
             "max_received" => c.max_received = parse_num(v)?,
             "clean_auth_results" => c.clean_auth_results = parse_bool(v)?,
             "short_hostname" => c.short_hostname = v.to_owned(),
+            "inactivity_timeout" => c.inactivity_timeout = parse_secs(v)?,
+            "command_timeout" => c.command_timeout = parse_secs(v)?,
+            "data_timeout" => c.data_timeout = parse_secs(v)?,
+            "data_min_rate" => c.data_min_rate = parse_num(v)?,
+            "data_rate_period" => c.data_rate_period = parse_secs(v)?,
             "remote_ip" => self.remote_ip = parse_num(v)?,
             "remote_port" => self.remote_port = parse_num(v)?,
             "local_ip" => self.local_ip = parse_num(v)?,
@@ -337,6 +351,9 @@ pub fn parse(text: &str) -> Result<Transcript, TranscriptError> {
                 let action = match body.trim() {
                     "timeout" => ClientAction::Timeout,
                     "peer_close" => ClientAction::PeerClose,
+                    other if other.starts_with("wait ") => {
+                        ClientAction::Wait(parse_secs(&other["wait ".len()..]).map_err(err)?)
+                    }
                     other => return Err(err(format!("unknown action {other}"))),
                 };
                 steps.push(Step::Do { line, action });

@@ -175,6 +175,21 @@ pub fn run(t: &Transcript) -> Result<(), String> {
                 match action {
                     ClientAction::Timeout => s.handle_timeout(),
                     ClientAction::PeerClose => s.peer_closed(),
+                    &ClientAction::Wait(mut left) => {
+                        // As the driver does: wake at each `poll_timeout`.
+                        while !left.is_zero() {
+                            let Some(limit) = s.poll_timeout().filter(|l| !l.is_zero()) else {
+                                break;
+                            };
+                            if left < limit {
+                                s.time_passed(left);
+                                break;
+                            }
+                            s.handle_timeout();
+                            r.drive(&mut s)?;
+                            left -= limit;
+                        }
+                    }
                 }
                 r.drive(&mut s)?;
             }
