@@ -4,6 +4,7 @@
 //! `assert!`: a failed assertion is a bug the fuzzer found.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use crate::address::Address;
 use crate::client::ReplyParser;
@@ -94,8 +95,9 @@ impl Env for FuzzEnv {
 }
 
 /// A whole session: every hook answers CONT (queue answers OK), the input arrives
-/// in pieces split at 0xFF bytes. Checks that the session settles and that every
-/// reply is CRLF-terminated.
+/// in pieces split at 0xFF bytes (one starting with a byte below 0x10 after a wait
+/// that byte decides). Checks that the session settles and that every reply is
+/// CRLF-terminated.
 pub fn fuzz_session(data: &[u8]) {
     let ip = IpAddr::from([127, 0, 0, 1]);
     let conn = Connection::new(
@@ -135,6 +137,22 @@ pub fn fuzz_session(data: &[u8]) {
     };
     drive(&mut s);
     for piece in data.split(|&b| b == 0xFF) {
+        // A piece that starts with a byte below 0x10 arrives after 40 s times that
+        // byte (up to 600 s), so the time limits (300 s idle and per line, 1 KiB/s
+        // per 60 s in DATA) are exercised; other pieces arrive at once.
+        let first = piece.first().copied().unwrap_or(0xFF);
+        let waited = match first {
+            0..0x10 => Duration::from_secs(40 * u64::from(first)),
+            _ => Duration::ZERO,
+        };
+        match s.poll_timeout() {
+            Some(limit) if waited >= limit => s.handle_timeout(),
+            _ => s.time_passed(waited),
+        }
+        drive(&mut s);
+        if s.is_closed() {
+            return;
+        }
         s.feed(piece);
         drive(&mut s);
         if s.is_closed() {
