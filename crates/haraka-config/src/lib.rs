@@ -34,7 +34,8 @@ pub use ini::{Ini, IniValue, Scalar, Section, is_float, is_integer};
 pub use net::parse_ip_net;
 pub use plugin::{IniFixup, IniSpec, ListAlias, ListSpec, PluginLayout, PluginSwitch};
 pub use smtp_ini::{
-    DEFAULT_LISTEN, HeadersIni, ListenAddr, Nodes, SmtpIni, SmtpLegacy, parse_listen,
+    DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS_PER_IP, HeadersIni, ListenAddr, Nodes, SmtpIni,
+    SmtpLegacy, parse_listen,
 };
 pub use watch::{FileStamp, Watched};
 

@@ -185,8 +185,20 @@ pub struct SmtpIni {
     pub data_min_rate: u64,
     /// haraka-rs: the period over which `data_min_rate` is measured.
     pub data_rate_period: Duration,
+    /// haraka-rs: open inbound connections at most; `None` = derived from the
+    /// file-descriptor limit at start, `Some(0)` = unlimited.
+    pub max_connections: Option<usize>,
+    /// haraka-rs: open inbound connections per client address at most; 0 = unlimited.
+    pub max_connections_per_ip: usize,
+    /// haraka-rs: a write that makes no progress for this long closes the
+    /// connection; `None` (absent or 0) = `inactivity_timeout`.
+    pub write_timeout: Option<Duration>,
     pub headers: HeadersIni,
 }
+
+/// `max_connections_per_ip` when not set: far above what a normal MTA opens
+/// (Postfix's `smtpd_client_connection_count_limit` is 50 too).
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 50;
 
 impl Default for SmtpIni {
     fn default() -> SmtpIni {
@@ -213,6 +225,9 @@ impl Default for SmtpIni {
             data_timeout: Duration::ZERO,
             data_min_rate: 1024,
             data_rate_period: Duration::from_secs(60),
+            max_connections: None,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            write_timeout: None,
             headers: HeadersIni {
                 add_received: true,
                 clean_auth_results: true,
@@ -248,6 +263,9 @@ const MAIN_KEYS: &[&str] = &[
     "data_timeout",
     "data_min_rate",
     "data_rate_period",
+    "max_connections",
+    "max_connections_per_ip",
+    "write_timeout",
 ];
 const HEADER_KEYS: &[&str] = &[
     "add_received",
@@ -360,6 +378,18 @@ impl SmtpIni {
                 false => p,
             });
             set(&mut c.data_rate_period, period, &mut d);
+        }
+        if let Some(v) = m("max_connections") {
+            let n = int::<usize>(v, "a number of connections (0 = unlimited)");
+            set(&mut c.max_connections, n.map(Some), &mut d);
+        }
+        if let Some(v) = m("max_connections_per_ip") {
+            let n = int::<usize>(v, "a number of connections (0 = unlimited)");
+            set(&mut c.max_connections_per_ip, n, &mut d);
+        }
+        if let Some(v) = m("write_timeout") {
+            let t = seconds(v).map(|t| Some(t).filter(|t| !t.is_zero()));
+            set(&mut c.write_timeout, t, &mut d);
         }
         c.daemonize = ini.get_bool("main", "daemonize", false);
         c.graceful_shutdown = ini.get_bool("main", "graceful_shutdown", false);

@@ -25,6 +25,14 @@ fn smtp_ini_defaults_match_haraka() {
         (got.smtps_port, got.nodes, got.spool_after),
         (465, Nodes::Count(1), -1)
     );
+    assert_eq!(
+        (
+            got.max_connections,
+            got.max_connections_per_ip,
+            got.write_timeout
+        ),
+        (None, 50, None)
+    );
     assert!(got.smtputf8 && !got.strict_rfc1869 && !got.daemonize && !got.graceful_shutdown);
     let h = &got.headers;
     assert!(h.add_received && h.show_version && h.clean_auth_results);
@@ -52,6 +60,9 @@ force_shutdown_timeout=3
 smtputf8=false
 strict_rfc1869=true
 smtps_port=4650
+max_connections=0
+max_connections_per_ip=3
+write_timeout=0.5
 [headers]
 add_received=false
 clean_auth_results=no
@@ -99,6 +110,10 @@ max_received=0
     );
     assert_eq!((c.spool_after, c.smtps_port), (0, 4650));
     assert_eq!(c.force_shutdown_timeout, Duration::from_secs(3));
+    assert_eq!(
+        (c.max_connections, c.max_connections_per_ip, c.write_timeout),
+        (Some(0), 3, Some(Duration::from_millis(500)))
+    );
     assert!(!c.headers.add_received && !c.headers.clean_auth_results && !c.headers.show_version);
     // max_received=0 falls through to the legacy file, as parseInt(…) || … does.
     assert_eq!((c.headers.max_lines, c.headers.max_received), (50, 7));
@@ -274,4 +289,11 @@ fn smtp_ini_time_limits() {
     let err = ConfigDir::open(dir.path()).unwrap().smtp_ini().unwrap_err();
     let lines: Vec<usize> = err.0.iter().map(|d| d.line).collect();
     assert_eq!(lines, [1, 2, 3], "{err:?}");
+}
+
+#[test]
+fn write_timeout_zero_means_inactivity_timeout() {
+    let dir = root(&[("config/smtp.ini", "write_timeout=0\nmax_connections=7\n")]);
+    let c = ConfigDir::open(dir.path()).unwrap().smtp_ini().unwrap();
+    assert_eq!((c.write_timeout, c.max_connections), (None, Some(7)));
 }
