@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use haraka_plugin_api::Hook;
-use haraka_server::{Rdns, Server, ServerContext, privs, shutdown_channel};
+use haraka_server::{ConnCaps, Rdns, Server, ServerContext, privs, shutdown_channel};
 
 use crate::app::{self, App};
 
@@ -123,21 +123,46 @@ pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
     if app.settings.daemonize {
         tracing::warn!("daemonize is ignored: run haraka-rs under a service manager instead");
     }
+    // Before the default connection cap is derived from it.
+    let nofile = match haraka_server::raise_nofile_limit() {
+        Ok(n) => {
+            tracing::info!("open-file limit: {n}");
+            Some(n)
+        }
+        Err(e) => {
+            tracing::warn!("cannot read the open-file limit: {e}");
+            None
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve_async(app))?;
+    runtime.block_on(serve_async(app, nofile))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve_async(app: App) -> anyhow::Result<()> {
+async fn serve_async(app: App, nofile: Option<u64>) -> anyhow::Result<()> {
     let outbound = crate::queue_cli::start_outbound(&app).await?;
     let implicit_tls = implicit_tls(&app)?;
+    let caps = ConnCaps {
+        max_connections: app.settings.max_connections.unwrap_or_else(|| {
+            // An unreadable limit: Linux's usual soft limit.
+            ConnCaps::default_max_connections(nofile.unwrap_or(1024))
+        }),
+        max_connections_per_ip: app.settings.max_connections_per_ip,
+    };
+    tracing::info!(
+        "connection caps: max_connections={} max_connections_per_ip={} (0 = unlimited)",
+        caps.max_connections,
+        caps.max_connections_per_ip
+    );
     let ctx = Arc::new(ServerContext {
         pipeline: app.pipeline.clone(),
         session: app.settings.session.clone(),
         tls_handshake_timeout: Duration::from_secs(29),
+        write_timeout: app.settings.write_timeout,
+        caps,
         outbound: outbound.as_ref().map(|o| o.queue()),
         rdns: Rdns::system(app.settings.rdns_timeout),
         implicit_tls,

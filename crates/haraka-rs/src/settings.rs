@@ -20,6 +20,11 @@ pub struct Settings {
     pub log_level: Option<&'static str>,
     /// `smtp.ini smtps_port`: listeners on this port speak TLS from the start.
     pub smtps_port: u16,
+    /// `smtp.ini max_connections`; `None`: derived from the open-file limit at start.
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: usize,
+    /// `smtp.ini write_timeout`, else `inactivity_timeout`.
+    pub write_timeout: Duration,
 }
 
 /// Read `smtp.ini` and the core flat files; every problem is collected.
@@ -64,6 +69,12 @@ pub fn load(config: &ConfigDir) -> Result<Settings, ConfigErrors> {
         .next()
         .unwrap_or("localhost")
         .to_owned();
+    // A client that stops reading is cut as Haraka's socket inactivity timeout
+    // would cut it, unless `write_timeout` says otherwise.
+    let write_timeout = smtp
+        .write_timeout
+        .unwrap_or(smtp.inactivity_timeout)
+        .max(Duration::from_millis(1));
     let session = SessionConfig {
         me: core.me,
         greeting: core.smtpgreeting,
@@ -97,6 +108,9 @@ pub fn load(config: &ConfigDir) -> Result<Settings, ConfigErrors> {
         group: smtp.group,
         daemonize: smtp.daemonize,
         smtps_port: smtp.smtps_port,
+        max_connections: smtp.max_connections,
+        max_connections_per_ip: smtp.max_connections_per_ip,
+        write_timeout,
         log_level,
     })
 }

@@ -7,6 +7,7 @@ use haraka_plugin_api::OutboundQueue;
 use haraka_smtp::SessionConfig;
 
 use crate::env::EnvSource;
+use crate::limits::ConnCaps;
 use crate::rdns::Rdns;
 use crate::runner::Pipeline;
 
@@ -16,6 +17,11 @@ pub struct ServerContext {
     pub session: SessionConfig,
     /// STARTTLS handshake limit.
     pub tls_handshake_timeout: Duration,
+    /// A write to the client that makes no progress for this long closes the
+    /// connection (`smtp.ini write_timeout`).
+    pub write_timeout: Duration,
+    /// `smtp.ini max_connections` and `max_connections_per_ip`.
+    pub caps: ConnCaps,
     /// Where relayed mail goes when no `queue_outbound` plugin takes it.
     pub outbound: Option<Arc<dyn OutboundQueue>>,
     pub rdns: Rdns,
@@ -37,6 +43,8 @@ impl std::fmt::Debug for ServerContext {
         f.debug_struct("ServerContext")
             .field("pipeline", &self.pipeline)
             .field("inactivity_timeout", &self.session.inactivity_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("caps", &self.caps)
             .finish()
     }
 }

@@ -5,7 +5,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures_util::FutureExt;
 use haraka_plugin_api::{Action, Connection, Hook, HookArgs, Local, Outcome, Remote, TlsInfo};
 use haraka_smtp::{Event, Session};
 use haraka_tls::Stream;
@@ -15,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use crate::context::ServerContext;
+use crate::limits::ConnSlot;
 use crate::server::{Phase, Shutdown};
 
 /// Read buffer size per connection.
@@ -27,6 +30,8 @@ pub async fn serve(
     local: SocketAddr,
     ctx: Arc<ServerContext>,
     mut shutdown: Shutdown,
+    // Given back (dropped) however this connection ends.
+    _slot: ConnSlot,
 ) {
     let _ = tcp.set_nodelay(true);
     let conn = Connection::new(
@@ -157,7 +162,8 @@ impl Driver {
                     // closed (close sends the FIN; a shutdown call would cost a
                     // syscall per connection for nothing).
                     if matches!(self.stream, Stream::Tls(_)) {
-                        let _ = self.stream.shutdown().await;
+                        let limit = self.ctx.write_timeout;
+                        let _ = tokio::time::timeout(limit, self.stream.shutdown()).await;
                     }
                     self.stream = Stream::Gone;
                     // The session still owes the disconnect hook.
@@ -185,14 +191,21 @@ impl Driver {
         outcome
     }
 
+    /// Send what the session produced. A client that stops reading fails this once
+    /// a write has made no progress for `write_timeout`; its output is dropped.
     async fn flush(&mut self) -> std::io::Result<()> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let res = self.stream.write_all(&self.out).await;
+        let limit = self.ctx.write_timeout;
+        let res = write_all_bounded(&mut self.stream, &self.out, limit).await;
         self.out.clear();
-        res?;
-        self.stream.flush().await
+        if let Err(e) = &res
+            && e.kind() == std::io::ErrorKind::TimedOut
+        {
+            tracing::info!("write timeout: the client read nothing for {limit:?}");
+        }
+        res
     }
 
     async fn peer_gone(&mut self, session: &mut Session) {
@@ -252,6 +265,36 @@ impl Driver {
                 None
             }
         }
+    }
+}
+
+/// Write all of `buf` and flush; `TimedOut` once one write has made no progress for
+/// `limit`. The timer is only set when the socket is not writable at once, so the
+/// common case costs what `write_all` costs.
+async fn write_all_bounded(
+    stream: &mut Stream,
+    mut buf: &[u8],
+    limit: Duration,
+) -> std::io::Result<()> {
+    let stalled = || std::io::Error::new(std::io::ErrorKind::TimedOut, "write timeout");
+    while !buf.is_empty() {
+        // A write that is not ready has taken nothing, so dropping it is safe.
+        let n = match stream.write(buf).now_or_never() {
+            Some(r) => r?,
+            None => tokio::time::timeout(limit, stream.write(buf))
+                .await
+                .map_err(|_| stalled())??,
+        };
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        buf = buf.get(n..).unwrap_or_default();
+    }
+    match stream.flush().now_or_never() {
+        Some(r) => r,
+        None => tokio::time::timeout(limit, stream.flush())
+            .await
+            .map_err(|_| stalled())?,
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod context;
 mod driver;
 pub mod env;
+pub mod limits;
 pub mod privs;
 pub mod rdns;
 pub mod runner;
@@ -18,6 +19,7 @@ pub mod server;
 
 pub use context::{ImplicitTls, ServerContext};
 pub use env::{EnvSource, SystemEnv};
+pub use limits::{ConnCaps, raise_nofile_limit};
 pub use rdns::Rdns;
 pub use runner::{LoadedPlugin, Pipeline};
 pub use server::{Phase, Server, ServerError, Shutdown, ShutdownHandle, shutdown_channel};

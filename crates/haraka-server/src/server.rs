@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use haraka_smtp::reply::Overload;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -11,6 +13,7 @@ use tokio::task::JoinSet;
 
 use crate::context::ServerContext;
 use crate::driver;
+use crate::limits::{ConnLimits, LogEvery};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -108,28 +111,16 @@ impl Server {
         let sessions = Arc::new(Mutex::new(JoinSet::new()));
         let (phase, _) = watch::channel(Phase::Running);
         let mut accepts = JoinSet::new();
+        let limits = ConnLimits::new(self.ctx.caps);
         for listener in self.listeners {
-            let sessions = Arc::clone(&sessions);
-            let ctx = Arc::clone(&self.ctx);
-            let phase = phase.clone();
-            accepts.spawn(async move {
-                loop {
-                    match listener.accept().await {
-                        Ok((tcp, peer)) => {
-                            let local = tcp.local_addr().unwrap_or(peer);
-                            let mut set = sessions.lock().unwrap_or_else(PoisonError::into_inner);
-                            // Reap the sessions that ended since the last accept.
-                            while set.try_join_next().is_some() {}
-                            let shutdown = Shutdown(phase.subscribe());
-                            set.spawn(driver::serve(tcp, peer, local, Arc::clone(&ctx), shutdown));
-                        }
-                        Err(e) => {
-                            tracing::warn!("accept failed: {e}");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    }
-                }
-            });
+            let accept = Accept {
+                listener,
+                sessions: Arc::clone(&sessions),
+                ctx: Arc::clone(&self.ctx),
+                phase: phase.clone(),
+                limits: Arc::clone(&limits),
+            };
+            accepts.spawn(accept.run());
         }
         while !*shutdown.borrow_and_update() {
             if shutdown.changed().await.is_err() {
@@ -158,6 +149,100 @@ impl Server {
         }
         self.ctx.pipeline.shutdown();
     }
+}
+
+/// How often the accept loop may log the same kind of trouble.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// The first and the longest pause after an accept error (e.g. out of descriptors).
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_millis(200);
+
+/// One listener's accept loop.
+struct Accept {
+    listener: TcpListener,
+    sessions: Arc<Mutex<JoinSet<()>>>,
+    ctx: Arc<ServerContext>,
+    phase: watch::Sender<Phase>,
+    limits: Arc<ConnLimits>,
+}
+
+impl Accept {
+    /// Accept until aborted. Connections beyond a cap get their `421` and are
+    /// closed here, before any TLS, hook or rDNS. An accept error (out of file
+    /// descriptors, above all) never ends the loop and never makes it spin: it waits
+    /// until a connection closes or a short, growing pause ends, and it is logged
+    /// once per [`LOG_INTERVAL`] with a count.
+    async fn run(self) {
+        let refusals = [Overload::Server, Overload::ClientAddress]
+            .map(|o| o.reply(&self.ctx.session.me).to_bytes());
+        let mut refused = LogEvery::new(LOG_INTERVAL);
+        let mut failed = LogEvery::new(LOG_INTERVAL);
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            // Taken before accepting, so a slot given back meanwhile is not missed.
+            let released = self.limits.released();
+            let (tcp, peer) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) if per_connection(&e) => {
+                    tracing::debug!("accept: {e}");
+                    continue;
+                }
+                Err(e) => {
+                    if let Some(n) = failed.hit(Instant::now()) {
+                        tracing::warn!(
+                            "accept failed: {e} ({n} time(s) since the last report; \
+                             retrying as connections close)"
+                        );
+                    }
+                    tokio::select! {
+                        () = released => {}
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+            };
+            backoff = BACKOFF_MIN;
+            let local = tcp.local_addr().unwrap_or(peer);
+            let slot = match self.limits.try_acquire(peer.ip()) {
+                Ok(slot) => slot,
+                Err(why) => {
+                    // SMTPS clients would not understand a plaintext reply.
+                    let tls = self.ctx.implicit_tls.as_ref();
+                    if tls.is_none_or(|t| t.port != local.port()) {
+                        let reply = match why {
+                            Overload::Server => &refusals[0],
+                            Overload::ClientAddress => &refusals[1],
+                        };
+                        // A fresh socket's send buffer is empty: this never waits.
+                        let _ = tcp.try_write(reply);
+                    }
+                    if let Some(n) = refused.hit(Instant::now()) {
+                        tracing::info!(
+                            "refused {} ({why:?} cap reached; {n} refusal(s) since the last report)",
+                            peer.ip()
+                        );
+                    }
+                    continue;
+                }
+            };
+            let mut set = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+            // Reap the sessions that ended since the last accept.
+            while set.try_join_next().is_some() {}
+            let shutdown = Shutdown(self.phase.subscribe());
+            let ctx = Arc::clone(&self.ctx);
+            set.spawn(driver::serve(tcp, peer, local, ctx, shutdown, slot));
+        }
+    }
+}
+
+/// An accept error that concerns only the connection being accepted.
+fn per_connection(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    )
 }
 
 /// A shutdown channel: the handle fires it, the receiver goes to [`Server::run`].

@@ -142,6 +142,8 @@ async fn start(
             ..o.config.clone()
         },
         tls_handshake_timeout: Duration::from_secs(5),
+        write_timeout: Duration::from_secs(5),
+        caps: haraka_server::ConnCaps::default(),
         outbound: None,
         rdns,
         implicit_tls: None,

@@ -122,9 +122,46 @@ pub fn deny_tag(code: u16, chars: usize, uuid: &str, short_hostname: &str) -> Op
     Some(format!("[{uuid}@{short_hostname}] "))
 }
 
+/// Why a connection is refused before its session starts (a connection cap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overload {
+    /// The server holds `max_connections` open connections.
+    Server,
+    /// The client's address holds `max_connections_per_ip` of them (Haraka's
+    /// `limit` plugin, `[concurrency]`, answers `421 Too many concurrent connections`).
+    ClientAddress,
+}
+
+impl Overload {
+    /// The reply sent, instead of a greeting, before the connection is closed.
+    pub fn reply(self, me: &str) -> Reply {
+        match self {
+            Overload::Server => Reply::line(
+                421,
+                format!("4.3.2 {me} Too many connections, try again later"),
+            ),
+            Overload::ClientAddress => {
+                Reply::line(421, format!("4.7.0 {me} Too many concurrent connections"))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overload_replies() {
+        assert_eq!(
+            Overload::Server.reply("mx.test").to_bytes(),
+            b"421 4.3.2 mx.test Too many connections, try again later\r\n"
+        );
+        assert_eq!(
+            Overload::ClientAddress.reply("mx.test").to_bytes(),
+            b"421 4.7.0 mx.test Too many concurrent connections\r\n"
+        );
+    }
 
     #[test]
     fn multi_line_and_blank_lines() {
