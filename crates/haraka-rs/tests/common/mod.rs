@@ -56,9 +56,20 @@ pub struct Server {
 
 impl Server {
     pub fn start(root: &Path, port: u16) -> Server {
+        Server::start_with(Command::new(bin()), root, port)
+    }
+
+    /// Started by `sh` after `setup` (e.g. `ulimit -n 64`), which `exec`s the server.
+    pub fn start_after(setup: &str, root: &Path, port: u16) -> Server {
+        let mut sh = Command::new("sh");
+        sh.args(["-c", &format!("{setup} && exec \"$0\" \"$@\""), bin()]);
+        Server::start_with(sh, root, port)
+    }
+
+    fn start_with(mut command: Command, root: &Path, port: u16) -> Server {
         let log = root.join("server.log");
         let file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin())
+        let child = command
             .args(["-c", root.to_str().unwrap()])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
