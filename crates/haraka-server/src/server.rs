@@ -218,8 +218,12 @@ impl Accept {
                         let _ = tcp.try_write(reply);
                     }
                     if let Some(n) = refused.hit(Instant::now()) {
+                        let cap = match why {
+                            Overload::Server => "max_connections",
+                            Overload::ClientAddress => "max_connections_per_ip",
+                        };
                         tracing::info!(
-                            "refused {} ({why:?} cap reached; {n} refusal(s) since the last report)",
+                            "refused {}: {cap} reached ({n} refusal(s) since the last report)",
                             peer.ip()
                         );
                     }
