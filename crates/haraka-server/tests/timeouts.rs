@@ -109,6 +109,8 @@ async fn start(session: SessionConfig, implicit_tls: bool) -> Running {
         }]),
         session,
         tls_handshake_timeout: Duration::from_millis(300),
+        write_timeout: Duration::from_secs(5),
+        caps: haraka_server::ConnCaps::default(),
         outbound: None,
         rdns: Rdns::fixed(Err("NXDOMAIN")),
         implicit_tls: implicit_tls.then(|| ImplicitTls { port, config: tls }),
