@@ -146,6 +146,9 @@ pub fn start(kind: Kind, ctx: &Ctx) -> Result<Option<Proc>, String> {
     };
     let mut cmd = if kind.is_haraka_rs() {
         let bin = ctx.haraka_rs.clone()?;
+        // Every benchmark client (and the idle-connection run) comes from one
+        // address: the per-client cap would measure refusals, not the server.
+        spec.smtp_ini_extra.push("max_connections_per_ip=0".into());
         let mut c = Command::new(bin);
         // The same level as log.ini, in case the binary does not read that file.
         c.arg("-c").arg(&root_dir).env("RUST_LOG", "warn");
