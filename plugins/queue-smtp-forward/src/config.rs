@@ -51,6 +51,7 @@ const MAIN_ONLY_KEYS: &[&str] = &[
     "connect_timeout",
     "timeout",
     "max_connections",
+    "xclient_refused",
 ];
 
 /// Connect timeout when `connect_timeout` is unset (below the 30 s plugin timeout,
@@ -112,6 +113,9 @@ pub struct Config {
     pub dead_host_retry: Duration,
     /// Send XCLIENT when the backend offers it (the flat layout's `xclient.ini forward`).
     pub forward_xclient: bool,
+    /// `xclient_refused=continue`: a backend that offers XCLIENT and refuses it
+    /// still gets the message (under the proxy's own address). Default: defer.
+    pub xclient_refused_continue: bool,
 }
 
 impl Config {
@@ -169,6 +173,20 @@ impl Config {
             },
         };
         let host_pool = host_pool(ini, &mut diags);
+        let xclient_refused_continue = match ini.get("main", "xclient_refused").map(str::trim) {
+            None | Some("defer") => false,
+            Some("continue") => true,
+            Some(_) => {
+                push_invalid(
+                    &mut diags,
+                    ini,
+                    "main",
+                    "xclient_refused",
+                    "defer or continue",
+                );
+                false
+            }
+        };
         for d in ini.unknown_keys(&known_keys(ini), false) {
             tracing::warn!("{d}");
         }
@@ -189,6 +207,7 @@ impl Config {
             host_pool,
             dead_host_retry,
             forward_xclient,
+            xclient_refused_continue,
         })
     }
 

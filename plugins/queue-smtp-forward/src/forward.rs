@@ -66,6 +66,8 @@ pub(crate) struct Plan {
     auth: Option<Auth>,
     /// XCLIENT attributes and HELO, when smtp_forward forwards the client's identity.
     xclient: Option<(XclientAttrs, String)>,
+    /// Forward without XCLIENT when the backend refuses it (`xclient_refused=continue`).
+    xclient_refused_continue: bool,
     connect_timeout: Duration,
     timeout: Duration,
 }
@@ -124,6 +126,7 @@ impl Forwarder {
             tls: route.enable_tls,
             auth: route.auth.clone(),
             xclient,
+            xclient_refused_continue: cfg.xclient_refused_continue,
             connect_timeout: cfg.connect_timeout,
             timeout: cfg.timeout,
         })
@@ -294,8 +297,16 @@ impl Connector {
             && client.capabilities().has("XCLIENT")
             && let Xclient::Refused(reply) = client.xclient(attrs, helo).await?
         {
+            // Without XCLIENT the backend sees the proxy's own address, which a
+            // backend trusting the proxy treats as a trusted relay: fail closed.
+            if !plan.xclient_refused_continue {
+                return Err(Error::Rejected {
+                    stage: Stage::Xclient,
+                    reply,
+                });
+            }
             tracing::info!(
-                "smtp_forward: XCLIENT refused ({} {}); continuing without",
+                "smtp_forward: XCLIENT refused ({} {}); continuing without (xclient_refused=continue)",
                 reply.code,
                 reply.text()
             );
@@ -414,6 +425,9 @@ pub fn outcome_for(err: &Error) -> Outcome {
                 }
                 Stage::StartTls => {
                     return soft("4.7.5 Upstream server refused STARTTLS, try again later");
+                }
+                Stage::Xclient if (500..600).contains(&reply.code) => {
+                    return soft("4.7.0 Upstream server refused XCLIENT, try again later");
                 }
                 _ => {}
             }

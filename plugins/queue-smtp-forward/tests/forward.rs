@@ -315,25 +315,72 @@ async fn starttls_to_the_backend() {
 
 #[tokio::test]
 async fn xclient_refusals_and_forward_off() {
-    for (answer, action) in [
-        ("550 5.7.0 no", Code::Accept),
-        ("421 4.7.0 try later", Code::DenySoft),
+    // A refused XCLIENT (5xx), with and without PIPELINING, defers the message and
+    // nothing reaches the backend: forwarding without it would hand the message in
+    // under the proxy's own address. A 4xx keeps its code and text.
+    for (caps, answer, extra, action) in [
+        (&["XCLIENT ADDR"][..], "550 5.7.0 no", "", Code::DenySoft),
+        (
+            &["PIPELINING", "XCLIENT ADDR"][..],
+            "554 5.7.1 no",
+            "",
+            Code::DenySoft,
+        ),
+        (
+            &["XCLIENT ADDR"][..],
+            "421 4.7.0 try later",
+            "",
+            Code::DenySoft,
+        ),
+        (
+            &["XCLIENT ADDR"][..],
+            "550 5.7.0 no",
+            "xclient_refused=continue",
+            Code::Accept,
+        ),
+        (
+            &["PIPELINING", "XCLIENT ADDR"][..],
+            "554 5.7.1 no",
+            "xclient_refused=continue",
+            Code::Accept,
+        ),
     ] {
         let backend = FakeServer::default()
-            .with_ehlo(&["XCLIENT ADDR"])
+            .with_ehlo(caps)
             .with_handler(move |_, l| l.starts_with("XCLIENT").then(|| Action::reply(answer)))
             .start()
             .await
             .unwrap();
-        let p = plugin(&ini_for(backend.addr.port(), ""));
+        let p = plugin(&ini_for(backend.addr.port(), extra));
         let out = queue(p.as_ref(), &mut connection(&["<a@example.com>"])).await;
-        assert_eq!(out.action, action, "{answer}: {out:?}");
-        let lines = &backend.record.sessions()[0].lines;
-        if action == Code::Accept {
-            // 5xx: carry on without XCLIENT and without a new EHLO.
-            assert_eq!(lines[2], "MAIL FROM:<sender@remote.org>");
+        assert_eq!(out.action, action, "{answer} {extra}: {out:?}");
+        let sessions = if action == Code::Accept {
+            // Accepted after the dot: every line is recorded (the connection is pooled).
+            backend.record.sessions()
         } else {
-            assert_eq!(msg_text(&out), "4.7.0 try later");
+            // Refused: the connection is dropped; wait for the backend to see it go.
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                backend.record.wait_for(|s| s[0].closed),
+            )
+            .await
+            .unwrap()
+        };
+        let lines = &sessions[0].lines;
+        if action == Code::Accept {
+            // Opted in: carry on without XCLIENT (pipelined, the EHLO was answered).
+            assert!(
+                lines.contains(&"MAIL FROM:<sender@remote.org>".to_owned()),
+                "{lines:?}"
+            );
+        } else {
+            assert!(lines.iter().all(|l| !l.starts_with("MAIL")), "{lines:?}");
+            let want = if answer.starts_with('4') {
+                "4.7.0 try later"
+            } else {
+                "4.7.0 Upstream server refused XCLIENT, try again later"
+            };
+            assert_eq!(msg_text(&out), want);
         }
     }
 

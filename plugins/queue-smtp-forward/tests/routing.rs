@@ -84,7 +84,7 @@ fn invalid_values_are_startup_errors_with_file_and_line() {
     let root = Root::new(&[(
         "smtp_forward.ini",
         "port=none\nauth_type=cram-md5\nauth_user=u\ndomain_selector=x\ntimeout=-1\n\
-         max_connections=0\nforwarding_host_pool=h:0\n",
+         max_connections=0\nforwarding_host_pool=h:0\nxclient_refused=maybe\n",
     )]);
     let dir = root.config_dir();
     let init = PluginInit {
@@ -102,6 +102,7 @@ fn invalid_values_are_startup_errors_with_file_and_line() {
         ":5: [main] timeout",
         ":6: [main] max_connections",
         ":7: [main] forwarding_host_pool",
+        ":8: [main] xclient_refused",
     ] {
         assert!(err.contains(want), "{want} missing in:\n{err}");
     }
