@@ -270,6 +270,14 @@ pub fn param<'a>(params: &'a Params, key: &str) -> Option<&'a str> {
         .and_then(|(_, v)| v.as_deref())
 }
 
+/// A parameter by keyword: `Some(value)` when present (`Some(None)` without `=`).
+pub fn param_entry<'a>(params: &'a Params, key: &str) -> Option<Option<&'a str>> {
+    params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .map(|(_, v)| v.as_deref())
+}
+
 /// `SIZE=` as JavaScript's `Number()` reads it (`None` for NaN).
 pub fn size_param(params: &Params) -> Option<f64> {
     param(params, "SIZE").and_then(js_number)

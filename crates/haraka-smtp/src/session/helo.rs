@@ -15,6 +15,17 @@ impl Session {
             self.respond1(501, &text);
             return;
         };
+        // A name with control characters cannot be passed on (XCLIENT HELO=, the
+        // Received header, a backend EHLO): refuse it now rather than deferring
+        // every later message of the session.
+        if host.bytes().any(|b| b.is_ascii_control()) {
+            let text = format!(
+                "Syntax error (control characters not allowed in {})",
+                verb.as_str()
+            );
+            self.respond1(501, &text);
+            return;
+        }
         // An open transaction is reset first; the session then goes on normally
         // (Haraka 3.0.0 stalled here; fixed in 3.1.4).
         self.reset_then(After::Hello(verb, host.to_owned()));

@@ -67,7 +67,12 @@ impl Session {
                 return;
             }
         }
-        let text = String::from_utf8_lossy(line).into_owned();
+        // Lossy for every command; MAIL and RCPT refuse what is not UTF-8 (RFC 6531)
+        // rather than pass U+FFFD on in an address.
+        let (text, utf8) = match std::str::from_utf8(line) {
+            Ok(s) => (s.to_owned(), true),
+            Err(_) => (String::from_utf8_lossy(line).into_owned(), false),
+        };
         if let Mode::Loop { code, lines } = &self.mode {
             if text.to_uppercase() == "QUIT" {
                 self.run_hook(Hook::Quit, HookArgs::None);
@@ -77,15 +82,15 @@ impl Session {
             }
             return;
         }
-        self.dispatch(parse_command(&text));
+        self.dispatch(parse_command(&text), utf8);
     }
 
-    fn dispatch(&mut self, cmd: Command) {
+    fn dispatch(&mut self, cmd: Command, utf8: bool) {
         match cmd {
             Command::Helo(rest) => self.cmd_hello(HelloVerb::Helo, &rest),
             Command::Ehlo(rest) => self.cmd_hello(HelloVerb::Ehlo, &rest),
-            Command::Mail(rest) => self.cmd_mail(&rest),
-            Command::Rcpt(rest) => self.cmd_rcpt(&rest),
+            Command::Mail(rest) => self.cmd_mail(&rest, utf8),
+            Command::Rcpt(rest) => self.cmd_rcpt(&rest, utf8),
             Command::Data(rest) => self.cmd_data(&rest),
             Command::Rset(rest) => self.cmd_rset(&rest),
             Command::Noop(_) => self.run_hook(Hook::Noop, HookArgs::None),

@@ -1,12 +1,13 @@
 //! MAIL FROM: checks, parsing, the new transaction and the `mail` hook.
 
 use super::{After, Session};
-use crate::command::{MailArgs, parse_mail_args, size_param};
+use crate::command::{MailArgs, param_entry, parse_mail_args, size_param};
 use crate::conn::Transaction;
 use crate::hook::{Hook, HookArgs, Outcome};
 
 impl Session {
-    pub(super) fn cmd_mail(&mut self, rest: &str) {
+    /// `utf8`: whether the command line was valid UTF-8.
+    pub(super) fn cmd_mail(&mut self, rest: &str, utf8: bool) {
         if self.conn.hello.is_none() {
             self.conn.errors += 1;
             self.respond1(503, "Use EHLO/HELO before MAIL");
@@ -18,10 +19,22 @@ impl Session {
             self.respond1(550, "Authentication required");
             return;
         }
+        if self.refused_not_utf8(utf8) {
+            return;
+        }
         let parsed = parse_mail_args(rest, self.cfg.strict_rfc1869 && !relaying);
         let Some(args) = self.envelope_args(parsed, |a| &a.params) else {
             return;
         };
+        if let Some(body) = param_entry(&args.params, "BODY")
+            && !body.is_some_and(|v| {
+                v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME")
+            })
+        {
+            // Only 8BITMIME is advertised (RFC 6152); BINARYMIME needs CHUNKING.
+            self.respond1(555, "5.5.4 Unsupported BODY= value");
+            return;
+        }
         if let Some(size) = size_param(&args.params)
             && size > 0.0
             && self.cfg.databytes > 0

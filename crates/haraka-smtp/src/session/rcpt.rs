@@ -27,10 +27,24 @@ impl Session {
         Some(args)
     }
 
-    pub(super) fn cmd_rcpt(&mut self, rest: &str) {
+    /// A MAIL or RCPT line that is not UTF-8 is answered 501 (RFC 6531 allows
+    /// only UTF-8 in addresses); true once answered.
+    pub(super) fn refused_not_utf8(&mut self, utf8: bool) -> bool {
+        if !utf8 {
+            self.conn.errors += 1;
+            self.respond1(501, "Syntax error (invalid UTF-8)");
+        }
+        !utf8
+    }
+
+    /// `utf8`: whether the command line was valid UTF-8.
+    pub(super) fn cmd_rcpt(&mut self, rest: &str, utf8: bool) {
         if self.conn.transaction.is_none() {
             self.conn.errors += 1;
             self.respond1(503, "Use MAIL before RCPT");
+            return;
+        }
+        if self.refused_not_utf8(utf8) {
             return;
         }
         let strict = self.cfg.strict_rfc1869 && !self.conn.relaying();
