@@ -326,7 +326,7 @@ impl SmtpIni {
         c.user = m("user").map(|v| v.text().to_owned());
         c.group = m("group").map(|v| v.text().to_owned());
         if let Some(v) = m("inactivity_timeout") {
-            set(&mut c.inactivity_timeout, seconds(v), &mut d);
+            set(&mut c.inactivity_timeout, inactivity(v), &mut d);
         }
         if let Some(v) = m("force_shutdown_timeout") {
             set(&mut c.force_shutdown_timeout, seconds(v), &mut d);
@@ -470,6 +470,23 @@ pub(crate) fn seconds(v: &IniValue) -> Result<Duration, Diag> {
     };
     f.and_then(|f| Duration::try_from_secs_f64(f).ok())
         .ok_or_else(|| v.diag(format!("invalid value '{t}': expected seconds")))
+}
+
+/// Shortest `inactivity_timeout`: below it, sessions would time out before a
+/// client could answer the greeting.
+pub const MIN_INACTIVITY: Duration = Duration::from_secs(1);
+
+/// `inactivity_timeout`: 0 means the default (Haraka's `|| 300`); other values
+/// below [`MIN_INACTIVITY`] are refused.
+fn inactivity(v: &IniValue) -> Result<Duration, Diag> {
+    match seconds(v)? {
+        Duration::ZERO => Ok(SmtpIni::default().inactivity_timeout),
+        t if t < MIN_INACTIVITY => Err(v.diag(format!(
+            "invalid value '{}': expected at least 1 second (0 means the default, 300)",
+            v.text()
+        ))),
+        t => Ok(t),
+    }
 }
 
 /// A number (non-zero = on) or one of Haraka's true/false words.

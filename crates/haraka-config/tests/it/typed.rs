@@ -297,3 +297,27 @@ fn write_timeout_zero_means_inactivity_timeout() {
     let c = ConfigDir::open(dir.path()).unwrap().smtp_ini().unwrap();
     assert_eq!((c.write_timeout, c.max_connections), (None, Some(7)));
 }
+
+#[test]
+fn inactivity_timeout_zero_is_the_default_and_a_tiny_one_is_refused() {
+    let smtp = |text: &str| {
+        let dir = root(&[("config/smtp.ini", text)]);
+        ConfigDir::open(dir.path()).unwrap().smtp_ini()
+    };
+    for (text, want) in [
+        ("inactivity_timeout=0\n", 300_000),
+        ("inactivity_timeout=0.0\n", 300_000),
+        ("inactivity_timeout=1\n", 1000),
+        ("inactivity_timeout=\n", 300_000),
+    ] {
+        let c = smtp(text).unwrap();
+        assert_eq!(c.inactivity_timeout, Duration::from_millis(want), "{text}");
+    }
+    // 0.001 would time every session out 1 ms after its first reply.
+    for text in ["inactivity_timeout=0.001\n", "inactivity_timeout=0.5\n"] {
+        let e = smtp(text).unwrap_err();
+        assert_eq!(e.0.len(), 1, "{text}");
+        assert_eq!(e.0[0].line, 1);
+        assert!(e.0[0].message.contains("at least 1 second"), "{}", e.0[0]);
+    }
+}
