@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use haraka_config::{ConfigDir, ConfigErrors, Diag};
 use haraka_plugin_api::{
-    Connection, Hook, OutboundArgs, OutboundHooks, OutboundMail, OutboundQueue, Outcome,
+    Connection, Hook, Msg, OutboundArgs, OutboundHooks, OutboundMail, OutboundQueue, Outcome,
 };
 use haraka_queue::{QueueDir, QueueStore, Recovery, now_ms};
 use haraka_smtp::{Address, Notes};
@@ -235,6 +235,15 @@ impl Outbound {
     }
 }
 
+/// What the client gets when the message could not be queued:
+/// `451 4.3.0 Queue error` (Haraka: 550; a write failure is temporary).
+fn queue_error() -> Outcome {
+    Outcome::deny_soft(Msg {
+        code: Some(451),
+        lines: vec!["4.3.0 Queue error".to_owned()],
+    })
+}
+
 fn config_error(e: ConfigErrors) -> OutboundError {
     OutboundError::Invalid(e.to_string())
 }
@@ -243,7 +252,7 @@ impl OutboundQueue for Outbound {
     fn enqueue<'a>(&'a self, conn: &'a Connection) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             let Some(tx) = conn.transaction.as_ref() else {
-                return Outcome::deny_soft("Queue error");
+                return queue_error();
             };
             if tx.rcpt_to.is_empty() {
                 return Outcome::deny_soft("No recipients for email");
@@ -290,7 +299,7 @@ impl OutboundQueue for Outbound {
                 Ok(_) => Outcome::accept_with("Message Queued"),
                 Err(e) => {
                     tracing::error!(uuid = %tx.uuid, error = %e, "could not queue message");
-                    Outcome::deny_soft("Queue error")
+                    queue_error()
                 }
             }
         })

@@ -145,7 +145,14 @@ async fn a_queue_that_cannot_write_answers_a_temporary_error() {
     let answer = out
         .enqueue(&conn(Some("u@sender.test"), &["x@a.test"], "s"))
         .await;
-    assert_eq!(answer, Outcome::deny_soft("Queue error"));
+    // 451, as docs/compat.md says (the session's default for DENYSOFT is 450).
+    assert_eq!(
+        answer,
+        Outcome::deny_soft(haraka_plugin_api::Msg {
+            code: Some(451),
+            lines: vec!["4.3.0 Queue error".into()],
+        })
+    );
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
