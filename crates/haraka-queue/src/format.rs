@@ -231,7 +231,9 @@ fn address_to_json(a: &Address) -> Value {
     })
 }
 
-/// Read an envelope from either format's JSON.
+/// Read an envelope from either format's JSON. A field of the wrong JSON type makes
+/// the file corrupt (it is quarantined), never a default: a `mail_from` that is a
+/// number must not become the null sender.
 pub fn envelope_from_json(v: &Value) -> Result<Envelope, QueueError> {
     let obj = v
         .as_object()
@@ -250,48 +252,72 @@ pub fn envelope_from_json(v: &Value) -> Result<Envelope, QueueError> {
         None | Some(Value::Null) => None,
         Some(m) => address_from_json(m)?,
     };
-    let domain = match obj.get("domain").and_then(Value::as_str) {
+    let domain = match typed(obj.get("domain"), "domain", Value::as_str)? {
         Some(d) => d.to_owned(),
         None => rcpt_to
             .first()
             .and_then(|a| a.host.clone())
             .unwrap_or_default(),
     };
+    // Haraka writes Date.now(), an integer; tolerate a float.
+    let queue_time = typed(obj.get("queue_time"), "queue_time", |t| {
+        t.as_u64().or_else(|| {
+            t.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .map(|f| f as u64)
+        })
+    })?;
     Ok(Envelope {
-        uuid: obj
-            .get("uuid")
-            .and_then(Value::as_str)
+        uuid: typed(obj.get("uuid"), "uuid", Value::as_str)?
             .unwrap_or_default()
             .to_owned(),
-        queue_time: obj.get("queue_time").and_then(Value::as_u64).unwrap_or(0),
+        queue_time: queue_time.unwrap_or(0),
         domain,
         mail_from,
         rcpt_to,
-        notes: obj
-            .get("notes")
-            .and_then(Value::as_object)
+        notes: typed(obj.get("notes"), "notes", Value::as_object)?
             .cloned()
             .unwrap_or_default(),
-        force_tls: obj
-            .get("force_tls")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
+        force_tls: typed(obj.get("force_tls"), "force_tls", Value::as_bool)?.unwrap_or(false),
     })
 }
 
+/// A field read with `get`: absent or null is `None`; any other value that `get`
+/// does not accept is corrupt.
+fn typed<'a, T>(
+    v: Option<&'a Value>,
+    name: &str,
+    get: impl FnOnce(&'a Value) -> Option<T>,
+) -> Result<Option<T>, QueueError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => get(v)
+            .map(Some)
+            .ok_or_else(|| corrupt(&format!("header field {name} has the wrong type"))),
+    }
+}
+
 /// An address object; `Ok(None)` for the null path. Haraka's `original` keeps the
-/// angle brackets, haraka-rs's does not; both are accepted.
+/// angle brackets, haraka-rs's does not; both are accepted. Anything but a string
+/// or an object of strings (or nulls) is corrupt.
 fn address_from_json(v: &Value) -> Result<Option<Address>, QueueError> {
-    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     if let Some(s) = v.as_str() {
         return parse_path(s);
     }
-    let user = text("user").unwrap_or_default();
-    let host = text("host");
+    if !v.is_object() {
+        return Err(corrupt("address is neither a string nor an object"));
+    }
+    let text = |k: &str| -> Result<Option<String>, QueueError> {
+        Ok(typed(v.get(k), k, Value::as_str)?.map(str::to_owned))
+    };
+    let user = text("user")?.unwrap_or_default();
+    let host = text("host")?;
+    let original_host = text("original_host")?;
+    let original = text("original")?;
     if user.is_empty() && host.is_none() {
         return Ok(None);
     }
-    let original = text("original")
+    let original = original
         .map(|o| strip_brackets(&o).to_owned())
         .filter(|o| !o.is_empty())
         .unwrap_or_else(|| match &host {
@@ -301,7 +327,7 @@ fn address_from_json(v: &Value) -> Result<Option<Address>, QueueError> {
     Ok(Some(Address {
         user,
         host: host.map(|h| h.to_ascii_lowercase()),
-        original_host: text("original_host"),
+        original_host,
         original,
     }))
 }

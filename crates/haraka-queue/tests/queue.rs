@@ -534,3 +534,50 @@ fn files_and_their_directory_are_fsynced_in_one_round() {
         .unwrap();
     assert_eq!(files(tmp.path()).len(), 2);
 }
+
+#[test]
+fn wrongly_typed_header_fields_are_quarantined() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = String::from_utf8(haraka_file(b"")[4..].to_vec()).unwrap();
+    let sender = "\"mail_from\": {\n\t\t\"original\": \"<u@example.com>\",\n\t\t\"original_host\": \"example.com\",\n\t\t\"host\": \"example.com\",\n\t\t\"user\": \"u\"\n\t}";
+    assert!(good.contains(sender));
+    let variants = [
+        // Would have been delivered with MAIL FROM:<>.
+        good.replace(sender, "\"mail_from\": 42"),
+        good.replace(sender, "\"mail_from\": [\"u@example.com\"]"),
+        good.replace("\"user\": \"u\"", "\"user\": 7"),
+        good.replace("\"user\": \"x\"", "\"user\": true"),
+        good.replace("\"domain\": \"gmail.com\"", "\"domain\": 1"),
+        good.replace("\"force_tls\": false", "\"force_tls\": \"yes\""),
+        good.replace("\"queue_time\": 1795708856374", "\"queue_time\": \"now\""),
+        good.replace("\"notes\": {", "\"notes\": 3, \"x\": {"),
+    ];
+    let mut names = Vec::new();
+    for (i, json) in variants.iter().enumerate() {
+        assert_ne!(json, &good, "variant {i} changed nothing");
+        let mut bytes = (json.len() as u32).to_be_bytes().to_vec();
+        bytes.extend_from_slice(json.as_bytes());
+        bytes.extend_from_slice(b"Subject: t\r\n\r\nbody\r\n");
+        let name = format!("1795708856374_1795708861425_0_28703_TYPE{i:02}_{i}_vm");
+        std::fs::write(tmp.path().join(&name), bytes).unwrap();
+        names.push(name);
+    }
+    // A null mail_from is the null sender, as Haraka writes it for bounces.
+    let null = good.replace(sender, "\"mail_from\": null");
+    let mut bytes = (null.len() as u32).to_be_bytes().to_vec();
+    bytes.extend_from_slice(null.as_bytes());
+    std::fs::write(
+        tmp.path()
+            .join("1795708856374_1795708861425_0_28703_NULLOK_9_vm"),
+        bytes,
+    )
+    .unwrap();
+
+    let rec = open(tmp.path()).recover().unwrap();
+    assert_eq!(rec.entries.len(), 1, "{:?}", rec.quarantined);
+    assert!(rec.entries[0].envelope.mail_from.is_none());
+    assert_eq!(rec.quarantined.len(), names.len(), "{:?}", rec.quarantined);
+    for name in &names {
+        assert!(tmp.path().join(format!("error.{name}")).exists(), "{name}");
+    }
+}
