@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haraka_client::{
-    ConnectOptions, Error, Lease, Pool, Reply, SmtpClient, Stage, StartTls, Timeouts, Xclient,
-    XclientAttrs,
+    Capabilities, ConnectOptions, Error, Lease, Pool, Reply, SmtpClient, Stage, StartTls, Timeouts,
+    Xclient, XclientAttrs,
 };
 use haraka_plugin_api::{Address, Connection, HelloVerb, Msg, Outcome, Transaction};
 use rustls_pki_types::ServerName;
@@ -321,11 +321,8 @@ impl Connector {
 /// MAIL, RCPT (all or, with one_message_per_rcpt, one at a time) and DATA, pipelined
 /// when the backend offers PIPELINING; then the message.
 async fn send(cfg: &Config, txn: &Transaction, client: &mut SmtpClient) -> Result<Reply, Error> {
-    let from = match &txn.mail_from {
-        Some(a) => path(a),
-        None => "<>".to_owned(),
-    };
     let rcpts: Vec<String> = txn.rcpt_to.iter().map(path).collect();
+    let from = mail_from(txn, &rcpts, client.capabilities())?;
     let groups: Vec<&[String]> = if cfg.one_message_per_rcpt {
         rcpts.chunks(1).collect()
     } else {
@@ -354,9 +351,51 @@ async fn send(cfg: &Config, txn: &Transaction, client: &mut SmtpClient) -> Resul
     last.ok_or_else(|| Error::Invalid("no recipients".into()))
 }
 
-/// `<user@domain>` with the domain lower-cased, no ESMTP parameters (as Haraka).
+/// `<user@domain>` with the domain lower-cased (punycoded), no ESMTP parameters.
 fn path(a: &Address) -> String {
-    format!("<{}>", a.address())
+    a.forward_path()
+}
+
+/// MAIL FROM's argument: the path, then `SMTPUTF8` and `BODY=8BITMIME` when the
+/// sender gave them and the backend offers them (Haraka passes neither on). An
+/// envelope that needs SMTPUTF8 (the sender asked for it, or a local part is not
+/// ASCII) is not sent to a backend that does not offer it (RFC 6531 3.4): 554
+/// 5.6.7, as Postfix bounces it.
+fn mail_from(txn: &Transaction, rcpts: &[String], caps: &Capabilities) -> Result<String, Error> {
+    let mut from = match &txn.mail_from {
+        Some(a) => path(a),
+        None => "<>".to_owned(),
+    };
+    let has = |key: &str| {
+        txn.mail_params
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(key))
+    };
+    let utf8 = has("SMTPUTF8") || !from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii());
+    if utf8 {
+        if !caps.has("SMTPUTF8") {
+            return Err(Error::Rejected {
+                stage: Stage::Mail,
+                reply: Reply {
+                    code: 554,
+                    lines: vec![
+                        "5.6.7 SMTPUTF8 is required, but the upstream server does not offer it"
+                            .to_owned(),
+                    ],
+                },
+            });
+        }
+        from.push_str(" SMTPUTF8");
+    }
+    let body = txn
+        .mail_params
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("BODY"))
+        .and_then(|(_, v)| v.as_deref());
+    if body.is_some_and(|b| b.eq_ignore_ascii_case("8BITMIME")) && caps.has("8BITMIME") {
+        from.push_str(" BODY=8BITMIME");
+    }
+    Ok(from)
 }
 
 async fn resolve(host: &str, port: u16, limit: Duration) -> Result<Vec<SocketAddr>, Error> {

@@ -508,3 +508,66 @@ async fn relayed_mail_is_left_to_outbound_unless_enabled() {
         .await;
     assert_eq!(out.action, Code::Accept);
 }
+
+#[tokio::test]
+async fn smtputf8_and_8bitmime_are_passed_on_when_offered() {
+    let with_params = |rcpt: &str, params: &[(&str, Option<&str>)]| {
+        let mut conn = connection(&[rcpt]);
+        let txn = conn.transaction.as_mut().unwrap();
+        txn.mail_params = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_owned)))
+            .collect();
+        conn
+    };
+    let utf8 = [("BODY", Some("8BITMIME")), ("SMTPUTF8", None)];
+    type Params<'a> = &'a [(&'a str, Option<&'a str>)];
+    let cases: [(&[&str], &str, Params<'_>, Option<&str>); 5] = [
+        // Offered: both go on.
+        (
+            &["PIPELINING", "8BITMIME", "SMTPUTF8"],
+            "<a@example.com>",
+            &utf8,
+            Some("MAIL FROM:<sender@remote.org> SMTPUTF8 BODY=8BITMIME"),
+        ),
+        // Not asked for: nothing added.
+        (
+            &["PIPELINING", "8BITMIME", "SMTPUTF8"],
+            "<a@example.com>",
+            &[("BODY", Some("7BIT"))],
+            Some("MAIL FROM:<sender@remote.org>"),
+        ),
+        // 8BITMIME not offered: sent without it (as Haraka always does).
+        (
+            &["SMTPUTF8"],
+            "<a@example.com>",
+            &utf8,
+            Some("MAIL FROM:<sender@remote.org> SMTPUTF8"),
+        ),
+        // SMTPUTF8 asked for but not offered: refused, nothing sent.
+        (&["PIPELINING", "8BITMIME"], "<a@example.com>", &utf8, None),
+        // A non-ASCII local part needs SMTPUTF8 even when the sender did not say so.
+        (&["PIPELINING", "8BITMIME"], "<jörg@example.com>", &[], None),
+    ];
+    for (caps, rcpt, params, want) in cases {
+        let backend = FakeServer::default().with_ehlo(caps).start().await.unwrap();
+        let p = plugin(&ini_for(backend.addr.port(), ""));
+        let out = queue(p.as_ref(), &mut with_params(rcpt, params)).await;
+        let lines = &backend.record.sessions()[0].lines;
+        match want {
+            Some(mail) => {
+                assert_eq!(out.action, Code::Accept, "{caps:?}: {out:?}");
+                assert_eq!(lines[1], mail);
+            }
+            None => {
+                assert_eq!(out.action, Code::Deny, "{caps:?} {rcpt}: {out:?}");
+                assert_eq!(out.msg.as_ref().and_then(|m| m.code), Some(554));
+                assert_eq!(
+                    msg_text(&out),
+                    "5.6.7 SMTPUTF8 is required, but the upstream server does not offer it"
+                );
+                assert!(lines.iter().all(|l| !l.starts_with("MAIL")), "{lines:?}");
+            }
+        }
+    }
+}
