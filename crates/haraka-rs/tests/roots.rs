@@ -86,6 +86,28 @@ fn a_broken_root_lists_every_error_with_file_and_line() {
 }
 
 #[test]
+fn check_refuses_an_inactivity_timeout_that_ends_sessions_at_once() {
+    let check = |value: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config");
+        std::fs::create_dir_all(&config).unwrap();
+        let ini = format!("listen=127.0.0.1:2525\ninactivity_timeout={value}\n");
+        std::fs::write(config.join("smtp.ini"), ini).unwrap();
+        std::fs::write(config.join("plugins"), "queue/file\n").unwrap();
+        let out = run(&["-c", dir.path().to_str().unwrap(), "--check"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success(), text)
+    };
+    let (ok, text) = check("0.001");
+    assert!(!ok, "{text}");
+    assert!(text.contains("smtp.ini:2"), "{text}");
+    assert!(text.contains("at least 1 second"), "{text}");
+    // 0 is Haraka's "unset": the default.
+    let (ok, text) = check("0");
+    assert!(ok, "{text}");
+}
+
+#[test]
 fn a_missing_root_is_a_clear_error() {
     let out = run(&["-c", "/nonexistent/haraka-root", "--check"]);
     assert!(!out.status.success());
