@@ -4,7 +4,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use haraka_config::{ConfigDir, ConfigErrors, Diag, ListenAddr, hostname};
-use haraka_smtp::SessionConfig;
+use haraka_smtp::{MemoryBudget, SessionConfig};
 
 /// Everything the binary needs from `smtp.ini` and the core flat files.
 #[derive(Debug, Clone)]
@@ -75,30 +75,32 @@ pub fn load(config: &ConfigDir) -> Result<Settings, ConfigErrors> {
         .write_timeout
         .unwrap_or(smtp.inactivity_timeout)
         .max(Duration::from_millis(1));
-    let session = SessionConfig {
-        me: core.me,
-        greeting: core.smtpgreeting,
-        show_version: smtp.headers.show_version,
-        version: "Haraka/3.0.0".to_owned(),
-        ehlo_hello_message: core.ehlo_hello_message,
-        connection_close_message: core.connection_close_message,
-        databytes: core.databytes,
-        max_line_length: core.max_line_length,
-        max_data_line_length: core.max_data_line_length,
-        smtputf8: smtp.smtputf8,
-        strict_rfc1869: smtp.strict_rfc1869,
-        deny_includes_uuid: core.deny_includes_uuid,
-        banner_includes_uuid: core.banner_includes_uuid,
-        add_received: smtp.headers.add_received,
-        max_received: smtp.headers.max_received,
-        clean_auth_results: smtp.headers.clean_auth_results,
-        short_hostname,
-        inactivity_timeout: smtp.inactivity_timeout,
-        command_timeout: smtp.command_timeout,
-        data_timeout: smtp.data_timeout,
-        data_min_rate: smtp.data_min_rate,
-        data_rate_period: smtp.data_rate_period,
-    };
+    let session =
+        SessionConfig {
+            me: core.me,
+            greeting: core.smtpgreeting,
+            show_version: smtp.headers.show_version,
+            version: "Haraka/3.0.0".to_owned(),
+            ehlo_hello_message: core.ehlo_hello_message,
+            connection_close_message: core.connection_close_message,
+            databytes: core.databytes,
+            max_line_length: core.max_line_length,
+            max_data_line_length: core.max_data_line_length,
+            smtputf8: smtp.smtputf8,
+            strict_rfc1869: smtp.strict_rfc1869,
+            deny_includes_uuid: core.deny_includes_uuid,
+            banner_includes_uuid: core.banner_includes_uuid,
+            add_received: smtp.headers.add_received,
+            max_received: smtp.headers.max_received,
+            clean_auth_results: smtp.headers.clean_auth_results,
+            short_hostname,
+            inactivity_timeout: smtp.inactivity_timeout,
+            command_timeout: smtp.command_timeout,
+            data_timeout: smtp.data_timeout,
+            data_min_rate: smtp.data_min_rate,
+            data_rate_period: smtp.data_rate_period,
+            message_budget: MemoryBudget::unlimited(),
+        };
     Ok(Settings {
         listen,
         session,

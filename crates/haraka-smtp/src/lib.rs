@@ -19,6 +19,7 @@
 //! fuzz targets' entry points.
 
 pub mod address;
+pub mod budget;
 pub mod client;
 pub mod command;
 pub mod conn;
@@ -37,6 +38,7 @@ pub mod transcript;
 pub mod xclient;
 
 pub use address::{Address, AddressError};
+pub use budget::{MemoryBudget, Reservation};
 pub use conn::{
     ConnAction, Connection, Hello, HelloVerb, Local, Notes, Remote, Results, TlsInfo, TlsUpgrade,
     Transaction, canonical_ip,

@@ -18,7 +18,17 @@ pub(super) struct DataState {
     pub(super) rx: DataReceiver,
     pub(super) builder: MessageBuilder,
     pub(super) clock: DataClock,
+    /// Bytes stored in `builder` so far (charged to the memory budget after each
+    /// read).
+    pub(super) stored: u64,
+    /// The memory budget ran out during this message: what arrived was dropped and
+    /// nothing more is stored; the end of data answers 452.
+    pub(super) over_budget: bool,
 }
+
+/// The reply when the memory budget for messages in flight is exhausted (Postfix's
+/// text for the same condition).
+pub(super) const INSUFFICIENT_STORAGE: (u16, &str) = (452, "4.3.1 Insufficient system storage");
 
 /// The time a message has taken, as the driver reported it (see `timing.rs`):
 /// in all, and in the current period of `data_rate_period`, which started when
@@ -49,6 +59,12 @@ impl Session {
             self.respond1(503, "RCPT required first");
             return;
         }
+        if self.cfg.message_budget.exhausted() {
+            // The transaction stays open: the client may try DATA again or RSET.
+            let (code, text) = INSUFFICIENT_STORAGE;
+            self.respond1(code, text);
+            return;
+        }
         let mut builder = MessageBuilder::new();
         if self.cfg.add_received {
             let date = self.env.date();
@@ -74,6 +90,8 @@ impl Session {
             rx,
             builder,
             clock: DataClock::default(),
+            stored: 0,
+            over_budget: false,
         }));
     }
 
@@ -82,7 +100,12 @@ impl Session {
         let Mode::Data(state) = std::mem::replace(&mut self.mode, Mode::Cmd) else {
             return;
         };
-        let DataState { rx, builder, .. } = *state;
+        let DataState {
+            rx,
+            builder,
+            over_budget,
+            ..
+        } = *state;
         let Some(t) = self.conn.transaction.as_mut() else {
             return;
         };
@@ -94,6 +117,13 @@ impl Session {
         t.message = builder.finish();
         if rx.exceeded() {
             self.run_hook(Hook::MaxDataExceeded, HookArgs::None);
+            return;
+        }
+        if over_budget {
+            // What arrived was dropped: never 250 for it.
+            let (code, text) = INSUFFICIENT_STORAGE;
+            self.respond1(code, text);
+            self.reset_then(After::Nothing);
             return;
         }
         if t.message.received_count() > self.cfg.max_received {

@@ -8,6 +8,7 @@ use crate::command::{Command, parse_command};
 use crate::conn::HelloVerb;
 use crate::data::Feed;
 use crate::hook::{Hook, HookArgs};
+use crate::message::MessageBuilder;
 
 impl Session {
     /// Take one command line from the buffer and process it.
@@ -124,8 +125,29 @@ impl Session {
         if self.input.is_empty() {
             return false;
         }
-        let DataState { rx, builder, .. } = &mut **state;
-        match rx.feed(&self.input, |line| builder.push_line(line)) {
+        let DataState {
+            rx,
+            builder,
+            stored,
+            over_budget,
+            ..
+        } = &mut **state;
+        let dropping = *over_budget;
+        let feed = rx.feed(&self.input, |line| {
+            if !dropping {
+                *stored += line.len() as u64;
+                builder.push_line(line);
+            }
+        });
+        // One charge per read: the budget may be overshot by at most one read per
+        // session before it refuses.
+        if !dropping && !self.held.hold(*stored) {
+            *over_budget = true;
+            *builder = MessageBuilder::new();
+            *stored = 0;
+            self.held.release();
+        }
+        match feed {
             Feed::More => self.input.clear(),
             Feed::Done { consumed } => {
                 self.input.drain(..consumed);

@@ -31,6 +31,7 @@ mod timing;
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::budget::{MemoryBudget, Reservation};
 use crate::command::MailArgs;
 use crate::conn::{ConnAction, Connection, HelloVerb, TlsInfo, TlsUpgrade};
 use crate::hook::{Action, Hook, HookArgs, Msg, Outcome};
@@ -95,6 +96,9 @@ pub struct SessionConfig {
     pub data_min_rate: u64,
     /// `smtp.ini data_rate_period`: the period over which `data_min_rate` is measured.
     pub data_rate_period: Duration,
+    /// `smtp.ini message_memory_budget`: the bytes of message data all sessions
+    /// together may hold (clones share one counter).
+    pub message_budget: MemoryBudget,
 }
 
 impl Default for SessionConfig {
@@ -122,6 +126,7 @@ impl Default for SessionConfig {
             data_timeout: Duration::ZERO,
             data_min_rate: 1024,
             data_rate_period: Duration::from_secs(60),
+            message_budget: MemoryBudget::unlimited(),
         }
     }
 }
@@ -216,6 +221,9 @@ pub struct Session {
     started: bool,
     /// What is left of `command_timeout` for the command line being received.
     line_left: Duration,
+    /// The message bytes this session's transaction holds against
+    /// `cfg.message_budget`; given back when the transaction ends.
+    held: Reservation,
 }
 
 impl std::fmt::Debug for Session {
@@ -232,6 +240,7 @@ impl std::fmt::Debug for Session {
 impl Session {
     pub fn new(conn: Connection, cfg: SessionConfig, env: Box<dyn Env>) -> Session {
         let line_left = timing::line_limit(&cfg);
+        let held = cfg.message_budget.reservation();
         Session {
             conn,
             cfg,
@@ -247,6 +256,7 @@ impl Session {
             deferred_disconnect: false,
             started: false,
             line_left,
+            held,
         }
     }
 
@@ -521,6 +531,7 @@ impl Session {
 
     fn drop_transaction(&mut self) {
         self.conn.transaction = None;
+        self.held.release();
         self.last_rcpt_msg = None;
     }
 

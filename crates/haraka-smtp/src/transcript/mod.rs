@@ -188,6 +188,9 @@ impl Options {
             "data_timeout" => c.data_timeout = parse_secs(v)?,
             "data_min_rate" => c.data_min_rate = parse_num(v)?,
             "data_rate_period" => c.data_rate_period = parse_secs(v)?,
+            "message_memory_budget" => {
+                c.message_budget = crate::budget::MemoryBudget::new(parse_num(v)?);
+            }
             "remote_ip" => self.remote_ip = parse_num(v)?,
             "remote_port" => self.remote_port = parse_num(v)?,
             "local_ip" => self.local_ip = parse_num(v)?,
