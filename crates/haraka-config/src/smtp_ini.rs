@@ -193,6 +193,9 @@ pub struct SmtpIni {
     /// haraka-rs: a write that makes no progress for this long closes the
     /// connection; `None` (absent or 0) = `inactivity_timeout`.
     pub write_timeout: Option<Duration>,
+    /// haraka-rs: bytes of message data all sessions together may hold in memory;
+    /// `None` = derived from the machine's memory at start, `Some(0)` = unlimited.
+    pub message_memory_budget: Option<u64>,
     pub headers: HeadersIni,
 }
 
@@ -228,6 +231,7 @@ impl Default for SmtpIni {
             max_connections: None,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             write_timeout: None,
+            message_memory_budget: None,
             headers: HeadersIni {
                 add_received: true,
                 clean_auth_results: true,
@@ -266,6 +270,7 @@ const MAIN_KEYS: &[&str] = &[
     "max_connections",
     "max_connections_per_ip",
     "write_timeout",
+    "message_memory_budget",
 ];
 const HEADER_KEYS: &[&str] = &[
     "add_received",
@@ -390,6 +395,10 @@ impl SmtpIni {
         if let Some(v) = m("write_timeout") {
             let t = seconds(v).map(|t| Some(t).filter(|t| !t.is_zero()));
             set(&mut c.write_timeout, t, &mut d);
+        }
+        if let Some(v) = m("message_memory_budget") {
+            let n = int::<u64>(v, "a number of bytes (0 = unlimited)");
+            set(&mut c.message_memory_budget, n.map(Some), &mut d);
         }
         c.daemonize = ini.get_bool("main", "daemonize", false);
         c.graceful_shutdown = ini.get_bool("main", "graceful_shutdown", false);

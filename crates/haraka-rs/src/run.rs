@@ -157,6 +157,10 @@ async fn serve_async(app: App, nofile: Option<u64>) -> anyhow::Result<()> {
         caps.max_connections,
         caps.max_connections_per_ip
     );
+    tracing::info!(
+        "message_memory_budget={} bytes (0 = unlimited)",
+        app.settings.session.message_budget.limit()
+    );
     let ctx = Arc::new(ServerContext {
         pipeline: app.pipeline.clone(),
         session: app.settings.session.clone(),

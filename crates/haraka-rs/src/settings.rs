@@ -4,6 +4,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use haraka_config::{ConfigDir, ConfigErrors, Diag, ListenAddr, hostname};
+use haraka_server::memory;
 use haraka_smtp::{MemoryBudget, SessionConfig};
 
 /// Everything the binary needs from `smtp.ini` and the core flat files.
@@ -99,7 +100,9 @@ pub fn load(config: &ConfigDir) -> Result<Settings, ConfigErrors> {
             data_timeout: smtp.data_timeout,
             data_min_rate: smtp.data_min_rate,
             data_rate_period: smtp.data_rate_period,
-            message_budget: MemoryBudget::unlimited(),
+            message_budget: MemoryBudget::new(smtp.message_memory_budget.unwrap_or_else(|| {
+                memory::default_message_memory_budget(memory::available_memory())
+            })),
         };
     Ok(Settings {
         listen,

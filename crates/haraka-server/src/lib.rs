@@ -12,6 +12,7 @@ pub mod context;
 mod driver;
 pub mod env;
 pub mod limits;
+pub mod memory;
 pub mod privs;
 pub mod rdns;
 pub mod runner;

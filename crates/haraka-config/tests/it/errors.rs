@@ -57,13 +57,14 @@ a=1
 max_connections=-1
 max_connections_per_ip=many
 write_timeout=never
+message_memory_budget=lots
 ";
     let dir = root(&[("config/smtp.ini", text)]);
     let e = ConfigDir::open(dir.path()).unwrap().smtp_ini().unwrap_err();
     let got: Vec<usize> = e.0.iter().map(|d| d.line).collect();
     // Two bad listen entries on line 1, then one per bad value; unknown keys and
     // sections only warn, an empty value means "unset".
-    assert_eq!(got, [1, 1, 2, 3, 4, 12, 13, 14, 8]);
+    assert_eq!(got, [1, 1, 2, 3, 4, 12, 13, 14, 15, 8]);
     assert!(
         e.0.iter()
             .all(|d| d.file == dir.path().join("config/smtp.ini"))

@@ -33,6 +33,7 @@ fn smtp_ini_defaults_match_haraka() {
         ),
         (None, 50, None)
     );
+    assert_eq!(got.message_memory_budget, None);
     assert!(got.smtputf8 && !got.strict_rfc1869 && !got.daemonize && !got.graceful_shutdown);
     let h = &got.headers;
     assert!(h.add_received && h.show_version && h.clean_auth_results);
@@ -63,6 +64,7 @@ smtps_port=4650
 max_connections=0
 max_connections_per_ip=3
 write_timeout=0.5
+message_memory_budget=1048576
 [headers]
 add_received=false
 clean_auth_results=no
@@ -114,6 +116,7 @@ max_received=0
         (c.max_connections, c.max_connections_per_ip, c.write_timeout),
         (Some(0), 3, Some(Duration::from_millis(500)))
     );
+    assert_eq!(c.message_memory_budget, Some(1_048_576));
     assert!(!c.headers.add_received && !c.headers.clean_auth_results && !c.headers.show_version);
     // max_received=0 falls through to the legacy file, as parseInt(…) || … does.
     assert_eq!((c.headers.max_lines, c.headers.max_received), (50, 7));
@@ -296,6 +299,13 @@ fn write_timeout_zero_means_inactivity_timeout() {
     let dir = root(&[("config/smtp.ini", "write_timeout=0\nmax_connections=7\n")]);
     let c = ConfigDir::open(dir.path()).unwrap().smtp_ini().unwrap();
     assert_eq!((c.write_timeout, c.max_connections), (None, Some(7)));
+}
+
+#[test]
+fn message_memory_budget_zero_means_unlimited() {
+    let dir = root(&[("config/smtp.ini", "message_memory_budget=0\n")]);
+    let c = ConfigDir::open(dir.path()).unwrap().smtp_ini().unwrap();
+    assert_eq!(c.message_memory_budget, Some(0));
 }
 
 #[test]
