@@ -329,9 +329,16 @@ impl DotStuffer {
 pub struct MessageBuilder {
     leading: Vec<Vec<u8>>,
     header_lines: Vec<Vec<u8>>,
+    /// What the stored header lines cost in memory (see [`MessageBuilder::memory`]).
+    header_memory: u64,
     in_body: bool,
     message: Message,
 }
+
+/// What one stored header line costs beyond its bytes: its `Vec` and the
+/// allocator's rounding and bookkeeping. A message of many short lines without
+/// an empty line is held line by line until its end, so this is not negligible.
+const HEADER_LINE_OVERHEAD: u64 = 48;
 
 fn looks_like_header(line: &[u8]) -> bool {
     matches!(line.first(), Some(b' ' | b'\t')) || field_name(line).is_some()
@@ -359,8 +366,15 @@ impl MessageBuilder {
             self.set_headers(lines);
             self.in_body = true;
         } else {
+            self.header_memory += content.len() as u64 + HEADER_LINE_OVERHEAD;
             self.header_lines.push(content.to_vec());
         }
+    }
+
+    /// Bytes of memory the lines stored so far hold (the body's capacity, not only
+    /// its length), for the memory budget. The `leading` fields are not counted.
+    pub fn memory(&self) -> u64 {
+        self.header_memory + self.message.body.capacity() as u64
     }
 
     fn set_headers(&mut self, lines: Vec<Vec<u8>>) {
@@ -401,7 +415,21 @@ impl MessageBuilder {
 
 #[cfg(test)]
 mod tests {
-    use super::DotStuffer;
+    use super::{DotStuffer, HEADER_LINE_OVERHEAD, MessageBuilder};
+
+    #[test]
+    fn memory_counts_header_lines_with_their_overhead_and_the_body_capacity() {
+        let mut b = MessageBuilder::new();
+        assert_eq!(b.memory(), 0);
+        b.push_line(b"Subject: x\r\n");
+        b.push_line(b"a\r\n");
+        assert_eq!(b.memory(), 11 + 2 * HEADER_LINE_OVERHEAD);
+        b.push_line(b"\r\n");
+        b.push_line(&[b'z'; 1000]);
+        assert!(b.memory() >= 11 + 2 * HEADER_LINE_OVERHEAD + 1000);
+        let message = b.clone().finish();
+        assert_eq!(message.body.len(), 1000);
+    }
 
     fn stuff(pieces: &[&[u8]]) -> Vec<u8> {
         let mut st = DotStuffer::new();

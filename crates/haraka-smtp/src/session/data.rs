@@ -18,9 +18,6 @@ pub(super) struct DataState {
     pub(super) rx: DataReceiver,
     pub(super) builder: MessageBuilder,
     pub(super) clock: DataClock,
-    /// Bytes stored in `builder` so far (charged to the memory budget after each
-    /// read).
-    pub(super) stored: u64,
     /// The memory budget ran out during this message: what arrived was dropped and
     /// nothing more is stored; the end of data answers 452.
     pub(super) over_budget: bool,
@@ -90,7 +87,6 @@ impl Session {
             rx,
             builder,
             clock: DataClock::default(),
-            stored: 0,
             over_budget: false,
         }));
     }

@@ -128,23 +128,20 @@ impl Session {
         let DataState {
             rx,
             builder,
-            stored,
             over_budget,
             ..
         } = &mut **state;
         let dropping = *over_budget;
         let feed = rx.feed(&self.input, |line| {
             if !dropping {
-                *stored += line.len() as u64;
                 builder.push_line(line);
             }
         });
-        // One charge per read: the budget may be overshot by at most one read per
-        // session before it refuses.
-        if !dropping && !self.held.hold(*stored) {
+        // One charge per read, of what the message holds in memory: the budget may
+        // be overshot by at most one read per session before it refuses.
+        if !dropping && !self.held.hold(builder.memory()) {
             *over_budget = true;
             *builder = MessageBuilder::new();
-            *stored = 0;
             self.held.release();
         }
         match feed {
