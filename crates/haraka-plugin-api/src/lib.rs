@@ -18,7 +18,7 @@ use std::sync::Arc;
 pub use haraka_config::{ConfigDir, ConfigErrors, Diag, Ini};
 pub use haraka_smtp::{
     Action, Address, ConnAction, Connection, Hello, HelloVerb, Hook, HookArgs, Local, Message, Msg,
-    Notes, Outcome, Remote, Results, TlsInfo, TlsUpgrade, Transaction,
+    Notes, Outcome, RcptCount, Remote, Results, TlsInfo, TlsUpgrade, Transaction,
 };
 pub use hooks::{
     Answer, Hooks, Later, Now, OnArgs, OnCommand, OnConn, OnGetMx, OnHello, OnMail, OnMsg,

@@ -224,6 +224,24 @@ impl Transaction {
     }
 }
 
+/// `connection.rcpt_count`: the RCPT commands of the connection that its hooks
+/// answered, by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RcptCount {
+    pub accept: u32,
+    pub tempfail: u32,
+    pub reject: u32,
+}
+
+impl RcptCount {
+    /// All of them.
+    pub fn total(&self) -> u32 {
+        self.accept
+            .saturating_add(self.tempfail)
+            .saturating_add(self.reject)
+    }
+}
+
 /// Everything the session and the plugins know about one client connection.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -243,6 +261,8 @@ pub struct Connection {
     pub tran_count: u32,
     /// Counted errors (`connection.errors`).
     pub errors: u32,
+    /// Answered RCPT commands (`connection.rcpt_count`).
+    pub rcpt_count: RcptCount,
     /// An auth plugin's `authheader` (adds `A` to the Received protocol).
     pub auth_user: Option<String>,
     /// Set by XCLIENT: the `PROTO` the original client used, if given.
@@ -271,6 +291,7 @@ impl Connection {
             transaction: None,
             tran_count: 0,
             errors: 0,
+            rcpt_count: RcptCount::default(),
             auth_user: None,
             xclient_proto: None,
             xclient_login: None,

@@ -40,8 +40,8 @@ pub mod xclient;
 pub use address::{Address, AddressError};
 pub use budget::{MemoryBudget, Reservation};
 pub use conn::{
-    ConnAction, Connection, Hello, HelloVerb, Local, Notes, Remote, Results, TlsInfo, TlsUpgrade,
-    Transaction, canonical_ip,
+    ConnAction, Connection, Hello, HelloVerb, Local, Notes, RcptCount, Remote, Results, TlsInfo,
+    TlsUpgrade, Transaction, canonical_ip,
 };
 #[cfg(feature = "testing")]
 pub use fuzz::{fuzz_command, fuzz_data, fuzz_reply, fuzz_session};

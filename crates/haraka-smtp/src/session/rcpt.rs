@@ -80,6 +80,12 @@ impl Session {
     /// The reply for the four rejections (shared by rcpt and rcpt_ok); false if
     /// `action` is not a rejection.
     fn rcpt_rejected(&mut self, action: Action, msg: Option<&Msg>, dmsg: &str) -> bool {
+        let count = &mut self.conn.rcpt_count;
+        match action {
+            Action::Deny | Action::DenyDisconnect => count.reject += 1,
+            Action::DenySoft | Action::DenySoftDisconnect => count.tempfail += 1,
+            _ => return false,
+        }
         let denied = format!("{dmsg} denied");
         self.rejected(
             (action, msg),
@@ -106,6 +112,7 @@ impl Session {
             return;
         }
         // CONT without relaying, or any other code: nobody vouched for it.
+        self.conn.rcpt_count.reject += 1;
         let text = format!("I cannot deliver mail for {}", rcpt.format());
         self.respond1(550, &text);
         self.pop_rcpt();
@@ -119,6 +126,7 @@ impl Session {
         if self.rcpt_rejected(outcome.action, msg.as_ref(), &dmsg) {
             return;
         }
+        self.conn.rcpt_count.accept += 1;
         self.respond_msg(250, msg.as_ref(), &format!("{dmsg} OK"));
     }
 }
