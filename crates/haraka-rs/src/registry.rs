@@ -31,6 +31,11 @@ pub const BUILTINS: &[(&str, PluginFactory, &str)] = &[
         "relaying by IP ACL and destination domains",
     ),
     (
+        "limit",
+        haraka_plugin_limit::factory,
+        "haraka-plugin-limit: connections, recipients, errors and rates per client",
+    ),
+    (
         "queue/file",
         haraka_plugin_queue_file::factory,
         "store each accepted message as a file",
