@@ -136,6 +136,9 @@ impl Driver {
                         return false;
                     }
                     let outcome = self.run_hook(hook, &args, session).await;
+                    if hook == Hook::Connect {
+                        self.take_early_input(session);
+                    }
                     session.hook_done(outcome);
                 }
                 Event::ResolveRdns => {
@@ -178,6 +181,21 @@ impl Driver {
             }
         }
         true
+    }
+
+    /// The greeting is decided next: input that already arrived goes to the
+    /// session first, which marks the client an early talker (Haraka's
+    /// `connection.early_talker`, read by plugins such as `early_talker`). One
+    /// poll without waiting: when the socket is not known to be readable it costs
+    /// no system call; what does not fit is read as usual afterwards.
+    fn take_early_input(&mut self, session: &mut Session) {
+        let mut early = [0u8; 512];
+        if let Some(Ok(n)) = self.stream.read(&mut early).now_or_never()
+            && let Some(bytes) = early.get(..n)
+            && !bytes.is_empty()
+        {
+            session.feed(bytes);
+        }
     }
 
     async fn run_hook(&self, hook: Hook, args: &HookArgs, session: &mut Session) -> Outcome {
