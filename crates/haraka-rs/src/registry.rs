@@ -36,6 +36,11 @@ pub const BUILTINS: &[(&str, PluginFactory, &str)] = &[
         "haraka-plugin-limit: connections, recipients, errors and rates per client",
     ),
     (
+        "early_talker",
+        haraka_plugin_early_talker::factory,
+        "refuse clients that talk before the greeting (after a pause)",
+    ),
+    (
         "queue/file",
         haraka_plugin_queue_file::factory,
         "store each accepted message as a file",
