@@ -3,6 +3,7 @@
 mod bench;
 mod e2e;
 mod fuzz;
+mod soak;
 mod tidy;
 mod util;
 
@@ -16,6 +17,8 @@ cargo xtask <verb>
   e2e             end-to-end checks against real Postfix, swaks and a DNS server (installs them when missing)
   fuzz <target> [seconds]   run a fuzz target with cargo-afl (targets: command, data, ini, session, reply)
   bench [--smoke] [options]   throughput, CPU, memory and latency against Haraka 3.0.0 and the loopback limit (writes docs/performance.md)
+  soak [--smoke] [options]    haraka-rs under drip-feeding, idle and non-reading clients, on loopback
+                  (writes its section of docs/performance.md)
   fuzz-smoke      replay the fuzz corpora and regression cases through every target
 ";
 
@@ -25,6 +28,7 @@ fn main() -> ExitCode {
         Some("test") => test_all(),
         Some("tidy") => tidy::run(),
         Some("bench") => bench::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("e2e") => e2e::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("fuzz-smoke") => fuzz::smoke(),

@@ -8,15 +8,15 @@
 //! server it measures. [`open_idle`] opens many connections that only read
 //! the greeting, for the memory-per-connection figure.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
 
 use super::Workload;
 
@@ -117,7 +117,7 @@ async fn worker(
 }
 
 impl Outcome {
-    fn fail(&mut self, n: u64, e: &anyhow::Error) {
+    pub(crate) fn fail(&mut self, n: u64, e: &anyhow::Error) {
         self.failed += n;
         if self.first_error.is_none() {
             self.first_error = Some(format!("{e:#}"));
@@ -126,7 +126,7 @@ impl Outcome {
 }
 
 /// One SMTP client connection after EHLO.
-struct Conn {
+pub(crate) struct Conn {
     rd: BufReader<OwnedReadHalf>,
     wr: OwnedWriteHalf,
     line: String,
@@ -134,7 +134,13 @@ struct Conn {
 
 impl Conn {
     async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
-        let stream = TcpStream::connect(addr)
+        Self::open_from(None, addr).await
+    }
+
+    /// Connect from `src` (any local address when `None`), read the
+    /// greeting, send EHLO.
+    pub(crate) async fn open_from(src: Option<IpAddr>, addr: SocketAddr) -> anyhow::Result<Self> {
+        let stream = connect_from(src, addr, None)
             .await
             .with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true).context("TCP_NODELAY")?;
@@ -151,7 +157,11 @@ impl Conn {
     }
 
     /// MAIL, RCPT, DATA, the message; returns end-of-DATA to reply.
-    async fn message(&mut self, body: &[u8], env: &Envelope) -> anyhow::Result<Duration> {
+    pub(crate) async fn message(
+        &mut self,
+        body: &[u8],
+        env: &Envelope,
+    ) -> anyhow::Result<Duration> {
         let mail = format!("MAIL FROM:<{}>\r\n", env.from);
         self.command(mail.as_bytes(), 250, "MAIL").await?;
         let rcpt = format!("RCPT TO:<{}>\r\n", env.to);
@@ -166,7 +176,7 @@ impl Conn {
         Ok(t0.elapsed())
     }
 
-    async fn quit(&mut self) -> anyhow::Result<()> {
+    pub(crate) async fn quit(&mut self) -> anyhow::Result<()> {
         self.command(b"QUIT\r\n", 221, "QUIT").await
     }
 
@@ -188,8 +198,33 @@ impl Conn {
     }
 }
 
+/// A TCP connection to `addr` from `src` (port chosen by the kernel), with
+/// a receive buffer of `rcvbuf` bytes when given (set before the handshake,
+/// so the window stays small).
+pub(crate) async fn connect_from(
+    src: Option<IpAddr>,
+    addr: SocketAddr,
+    rcvbuf: Option<u32>,
+) -> std::io::Result<TcpStream> {
+    if src.is_none() && rcvbuf.is_none() {
+        return TcpStream::connect(addr).await;
+    }
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(size) = rcvbuf {
+        socket.set_recv_buffer_size(size)?;
+    }
+    if let Some(ip) = src {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    socket.connect(addr).await
+}
+
 /// Read one reply; returns its code (the last line stays in `line`).
-async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(
+pub(crate) async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(
     rd: &mut R,
     line: &mut String,
     what: &str,

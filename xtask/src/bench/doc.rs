@@ -230,7 +230,13 @@ fsyncs the queue folder after the rename, at the same time as the files (one rou
 fsyncs per batch of concurrent messages). Haraka does not fsync the folder.
 ";
 
-/// Write the report to `path`.
+/// Write the report to `path`, keeping the soak's section of the file
+/// (`cargo xtask soak` writes that one).
 pub fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    let existing = std::fs::read_to_string(path).unwrap_or_default();
+    let text = match crate::soak::doc_section(&existing) {
+        Some(soak) => format!("{}\n\n{soak}\n", text.trim_end()),
+        None => text.to_owned(),
+    };
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }

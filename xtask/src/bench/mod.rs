@@ -19,15 +19,15 @@
 //! It is a tool, not a test: `--smoke` runs a few messages per target and
 //! asserts nothing about speed.
 
-mod client;
-mod doc;
+pub(crate) mod client;
+pub(crate) mod doc;
 mod haraka_js;
-mod install;
+pub(crate) mod install;
 mod measure;
-mod procs;
-mod report;
-mod roots;
-mod sink;
+pub(crate) mod procs;
+pub(crate) mod report;
+pub(crate) mod roots;
+pub(crate) mod sink;
 mod targets;
 
 use std::net::{SocketAddr, TcpStream};
@@ -207,7 +207,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     setup.netns = enter_netns(opts.netns);
     eprintln!("bench: network: {}", setup.netns);
 
-    let dir = run_dir()?;
+    let dir = run_dir("haraka-rs-bench")?;
     let dns = match unbound {
         Ok(()) => start_dns(&dir).map_err(|e| format!("DNS server: {e:#}")),
         Err(e) => Err(e),
@@ -289,7 +289,7 @@ fn summary(row: &Row) -> String {
 /// `cargo build --release -p haraka-rs` (without `--release` for the smoke
 /// run, whose figures mean nothing and which CI has built already);
 /// `HARAKA_RS_BIN` names a binary instead. `Err` is the reason to skip.
-fn build_haraka_rs(release: bool) -> Result<PathBuf, String> {
+pub(crate) fn build_haraka_rs(release: bool) -> Result<PathBuf, String> {
     if let Ok(p) = std::env::var("HARAKA_RS_BIN") {
         return Ok(PathBuf::from(p));
     }
@@ -311,7 +311,7 @@ fn build_haraka_rs(release: bool) -> Result<PathBuf, String> {
 }
 
 /// Let this process and its children hold `want` open files (up to the hard limit).
-fn raise_nofile(want: u64) {
+pub(crate) fn raise_nofile(want: u64) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
         && soft < want
@@ -324,7 +324,7 @@ fn raise_nofile(want: u64) {
 /// Move this process (and so everything it starts later) into a new network
 /// namespace with only a loopback interface. Must run before any thread is
 /// started. Returns the description for the report.
-fn enter_netns(wanted: bool) -> String {
+pub(crate) fn enter_netns(wanted: bool) -> String {
     const HOST: &str = "the machine's loopback interface (no private namespace)";
     if !wanted {
         return HOST.to_owned();
@@ -348,10 +348,10 @@ fn enter_netns(wanted: bool) -> String {
     }
 }
 
-/// `$TMPDIR/haraka-rs-bench/run-<pid>`, fresh; folders of earlier runs whose
+/// `$TMPDIR/<name>/run-<pid>`, fresh; folders of earlier runs whose
 /// xtask is gone are removed.
-fn run_dir() -> anyhow::Result<PathBuf> {
-    let base = std::env::temp_dir().join("haraka-rs-bench");
+pub(crate) fn run_dir(name: &str) -> anyhow::Result<PathBuf> {
+    let base = std::env::temp_dir().join(name);
     for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
         let path = entry.path();
         let pid = path
