@@ -27,6 +27,8 @@ const HANDSHAKES_AT_ONCE: usize = 64;
 /// Receive buffer of a client that never reads: small, so the server's
 /// replies back up quickly and the client costs the machine little memory.
 const NON_READER_RCVBUF: u32 = 4096;
+/// A write that takes longer than this means the server stopped reading.
+const STALLED: Duration = Duration::from_millis(200);
 
 /// The hostile kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,7 +39,8 @@ pub enum Hostile {
     DripData,
     /// Reads the greeting, then says nothing.
     Idle,
-    /// Pipelines `NOOP`s and never reads a reply.
+    /// Pipelines `NOOP`s and never reads a reply (timed from when the
+    /// server stops taking its input).
     NonReader,
 }
 
@@ -81,6 +84,8 @@ pub struct Spec {
     pub kind: Hostile,
     pub src: IpAddr,
     pub drip_every: Duration,
+    /// A non-reader's sending rate.
+    pub flood_kib_per_s: u32,
 }
 
 /// Connections of the hostile kinds open right now (for the time series).
@@ -211,7 +216,7 @@ async fn one(
                 false => End::Open(t0.elapsed()),
             }
         }
-        Hostile::NonReader => flood(wr, end, t0).await,
+        Hostile::NonReader => flood(wr, spec.flood_kib_per_s, end, t0).await,
     }
 }
 
@@ -277,37 +282,54 @@ async fn drip(
     End::Open(t0.elapsed())
 }
 
-/// Pipeline `NOOP`s in 16 KiB writes, 20 a second at most, never reading;
-/// the server has closed the connection when a write fails.
-async fn flood(mut wr: tokio::net::tcp::OwnedWriteHalf, end: Instant, t0: Instant) -> End {
-    let chunk = b"NOOP\r\n".repeat(16 * 1024 / 6);
+/// Pipeline `NOOP`s, `kib_per_s` KiB a second at most in 4 KiB writes, never reading;
+/// the server has closed the connection when a write fails. The clock starts
+/// when the server stops taking the input (a write takes longer than
+/// [`STALLED`]): how fast the buffers fill is the client's doing, what
+/// happens after is the server's. A connection that never stalls is timed
+/// from `t0`.
+async fn flood(
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    kib_per_s: u32,
+    end: Instant,
+    t0: Instant,
+) -> End {
+    let chunk = b"NOOP\r\n".repeat(4 * 1024 / 6);
+    let pause = Duration::from_secs_f64(4.0 / f64::from(kib_per_s.max(1)));
+    let mut since = t0;
+    let mut stalled = false;
     loop {
-        match timeout_at(end.into(), wr.write_all(&chunk)).await {
-            Err(_) => return End::Open(t0.elapsed()),
+        let write_started = Instant::now();
+        let wrote = timeout_at(end.into(), wr.write_all(&chunk)).await;
+        if !stalled && write_started.elapsed() > STALLED {
+            (since, stalled) = (write_started, true);
+        }
+        match wrote {
+            Err(_) => return End::Open(since.elapsed()),
             Ok(Err(_)) => {
                 return End::Closed {
-                    after: t0.elapsed(),
+                    after: since.elapsed(),
                     last: None,
                 };
             }
             Ok(Ok(())) => {}
         }
-        if timeout_at(end.into(), tokio::time::sleep(Duration::from_millis(50)))
+        if timeout_at(end.into(), tokio::time::sleep(pause))
             .await
             .is_err()
         {
-            return End::Open(t0.elapsed());
+            return End::Open(since.elapsed());
         }
     }
 }
 
-/// Normal transactions (connect, EHLO, MAIL, RCPT, DATA, QUIT) from `src`,
+/// Normal transactions (connect, EHLO, MAIL, RCPT, DATA, QUIT) from `srcs` in turn,
 /// `rate` a second for `duration`, each in its own task (open loop: a slow
 /// server does not slow the stream). The latency is the whole transaction,
 /// from connect to the 250 after the message.
 pub async fn normal(
     addr: SocketAddr,
-    src: IpAddr,
+    srcs: &[IpAddr],
     rate: f64,
     duration: Duration,
     body: Arc<Vec<u8>>,
@@ -318,11 +340,14 @@ pub async fn normal(
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(0.01)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut tasks = tokio::task::JoinSet::new();
-    loop {
+    for i in 0.. {
         tick.tick().await;
         if Instant::now() >= end {
             break;
         }
+        let Some(src) = srcs.get(i % srcs.len().max(1)).copied() else {
+            break;
+        };
         let (body, env) = (Arc::clone(&body), env.clone());
         tasks.spawn(async move {
             let t0 = Instant::now();
@@ -481,6 +506,7 @@ mod tests {
                 kind,
                 src,
                 drip_every: Duration::from_millis(50),
+                flood_kib_per_s: 64,
             })
             .collect();
         let env = Envelope {

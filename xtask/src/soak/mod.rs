@@ -48,6 +48,7 @@ cargo xtask soak [options]
   --idle N                 clients idle after the greeting (200)
   --non-readers N          clients that pipeline and never read (100)
   --drip-every MS          a drip-feeder's pause between bytes (2000)
+  --flood-kib K            a non-reader's pipelining rate, KiB/s (16)
   --sources N              127.0.0.x addresses the hostile clients come from (32)
   --rate R                 normal transactions per second (10)
   --baseline-secs S        normal stream on the idle server first (20)
@@ -124,6 +125,8 @@ pub struct Options {
     /// Clients of each hostile kind, in [`Hostile::ALL`] order.
     pub counts: [usize; 4],
     pub drip_every: Duration,
+    /// How fast a non-reader pipelines, KiB/s.
+    pub flood_kib_per_s: u32,
     pub sources: u8,
     pub rate: f64,
     pub baseline: Duration,
@@ -143,6 +146,7 @@ impl Default for Options {
         Self {
             counts: [500, 500, 200, 100],
             drip_every: Duration::from_millis(2000),
+            flood_kib_per_s: 16,
             sources: 32,
             rate: 10.0,
             baseline: Duration::from_secs(20),
@@ -192,7 +196,8 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
                 o.sources = 4;
                 o.rate = 5.0;
                 o.baseline = Duration::from_secs(3);
-                o.attack = Duration::from_secs(8);
+                // Long enough for a non-reader to fill the buffers and be cut.
+                o.attack = Duration::from_secs(15);
                 *l = Limits {
                     inactivity_timeout: 2,
                     command_timeout: 2,
@@ -211,6 +216,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--idle" => o.counts[2] = num(arg, &value(arg)?)?,
             "--non-readers" => o.counts[3] = num(arg, &value(arg)?)?,
             "--drip-every" => o.drip_every = Duration::from_millis(num(arg, &value(arg)?)?),
+            "--flood-kib" => o.flood_kib_per_s = num(arg, &value(arg)?)?,
             "--sources" => o.sources = num(arg, &value(arg)?)?,
             "--rate" => o.rate = num(arg, &value(arg)?)?,
             "--baseline-secs" => o.baseline = Duration::from_secs(num(arg, &value(arg)?)?),
@@ -246,6 +252,9 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     if o.baseline.is_zero() || o.baseline > Duration::from_secs(300) {
         bail!("--baseline-secs must be 1 to 300");
     }
+    if o.flood_kib_per_s == 0 || o.flood_kib_per_s > 1024 {
+        bail!("--flood-kib must be 1 to 1024");
+    }
     if o.drip_every.is_zero() {
         bail!("--drip-every must be at least 1 ms");
     }
@@ -268,8 +277,11 @@ const SERVER: SocketAddrV4 = SocketAddrV4::new(lo(80), 2525);
 const CAPPED: SocketAddrV4 = SocketAddrV4::new(lo(80), 2526);
 /// `smtp-sink`, where haraka-in forwards.
 const SINK: SocketAddrV4 = SocketAddrV4::new(lo(81), 2599);
-/// The normal clients' address, and the new client of the capped run.
-const NORMAL_SRC: Ipv4Addr = lo(90);
+/// The new client of the capped run.
+/// The normal clients' addresses (127.0.0.90 to .99, in turn).
+fn normal_sources() -> Vec<IpAddr> {
+    (90..100).map(|i| IpAddr::V4(lo(i))).collect()
+}
 const FRESH_SRC: Ipv4Addr = lo(91);
 
 fn sources(n: u8) -> Vec<IpAddr> {
@@ -287,6 +299,7 @@ fn specs(o: &Options) -> Vec<Spec> {
                 kind,
                 src,
                 drip_every: o.drip_every,
+                flood_kib_per_s: o.flood_kib_per_s,
             });
         }
     }
@@ -310,6 +323,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let dir = bench::run_dir("haraka-rs-soak")?;
     let cert = Cert::self_signed(&["mail.example.com"])?;
     let sink = SmtpSink::start(SINK).context("starting smtp-sink")?;
+    let busy = bench::doc::cpu_busy(Duration::from_secs(2)).unwrap_or(f64::NAN);
+    setup.busy_before = format!("{busy:.0} %");
 
     let findings = measure(&opts, &bin, &dir, &cert, &sink);
     let delivered = sink.count();
@@ -374,7 +389,7 @@ fn measure(
     );
     f.baseline = rt.block_on(load::normal(
         addr,
-        NORMAL_SRC.into(),
+        &normal_sources(),
         opts.rate,
         opts.baseline,
         Arc::clone(&body),
@@ -392,7 +407,7 @@ fn measure(
             env.clone(),
         ));
         let sampler = tokio::spawn(sample(pid, Arc::clone(&open), end));
-        let loaded = load::normal(addr, NORMAL_SRC.into(), opts.rate, opts.attack, body, env).await;
+        let loaded = load::normal(addr, &normal_sources(), opts.rate, opts.attack, body, env).await;
         let ends = hostile.await.unwrap_or_default();
         let samples = sampler.await.unwrap_or_default();
         (loaded, ends, samples)
@@ -549,21 +564,23 @@ fn render(
     format!(
         "## Soak: hostile clients (`cargo xtask soak`)\n\n\
          haraka-rs (release build) as haraka-in, forwarding to smtp-sink, on {net}; \
-         {cpu} ({cores} cores), {mem}, {os}; {when}. A tool, not a test: nothing here is a CI \
+         {cpu} ({cores} cores, {busy} busy with other work just before), {mem}, {os}; {when}. A tool, not a test: nothing here is a CI \
          threshold.\n\n\
          Command:\n\n```\n{command}\n```\n\n\
          Server limits (`smtp.ini`): {ini}.\n\n\
-         Load: {rate} normal transactions a second (10 KiB messages, from 127.0.0.90), first {base} s \
+         Load: {rate} normal transactions a second (10 KiB messages, from 127.0.0.90 to .99 in turn), first {base} s \
          on the idle server, then {attack} s while {dc} command-line and {dd} DATA drip-feeders \
          (one byte every {drip} ms), {idle} idle clients and {nr} clients that pipeline `NOOP`s \
-         and never read come from {src} addresses (127.0.0.100 up) and reconnect whenever the \
-         server closes them. A bound is twice the configured limit that should close that kind. \
+         ({flood} KiB/s each) and never read come from {src} addresses (127.0.0.100 up) and reconnect whenever the \
+         server closes them. A bound is twice the configured limit that should close that kind; \
+         a non-reader is timed from when the server stops taking its input (a write stalls). \
          Then the server is restarted under `ulimit -n {fdl}` (its connection cap derived from \
          it) and {fdc} slow clients try to hold it.\n\n{tables}\n\
          {accepted} normal messages were accepted and {delivered} reached the sink.\n",
         net = setup.netns,
         cpu = setup.cpu,
         cores = setup.cores,
+        busy = setup.busy_before,
         mem = setup.memory,
         os = setup.os,
         when = setup.when,
@@ -572,6 +589,7 @@ fn render(
         base = o.baseline.as_secs(),
         attack = o.attack.as_secs(),
         drip = o.drip_every.as_millis(),
+        flood = o.flood_kib_per_s,
         src = o.sources,
         fdl = o.fd_limit,
         fdc = o.fd_clients,
@@ -604,7 +622,7 @@ mod tests {
     #[test]
     fn options() {
         let o = parse(&args(
-            "--drip-cmd 1 --drip-data 2 --idle 3 --non-readers 4 --drip-every 250 --sources 7 \
+            "--drip-cmd 1 --drip-data 2 --idle 3 --non-readers 4 --drip-every 250 --flood-kib 8 --sources 7 \
              --rate 2.5 --baseline-secs 5 --secs 30 --inactivity-timeout 30 --command-timeout 0 \
              --data-timeout 40 --data-min-rate 0 --write-timeout 0 --max-connections 900 \
              --max-connections-per-ip 9 --fd-limit 0 --fd-clients 3 --rss-limit-mib 99 --no-write --no-netns --keep",
@@ -612,7 +630,7 @@ mod tests {
         .unwrap();
         assert_eq!(o.counts, [1, 2, 3, 4]);
         assert_eq!(o.drip_every, Duration::from_millis(250));
-        assert_eq!((o.sources, o.rate), (7, 2.5));
+        assert_eq!((o.sources, o.rate, o.flood_kib_per_s), (7, 2.5, 8));
         assert_eq!(
             (o.baseline, o.attack),
             (Duration::from_secs(5), Duration::from_secs(30))
@@ -650,7 +668,7 @@ mod tests {
         let o = parse(&args("--smoke")).unwrap();
         assert!(o.smoke && o.out.is_none());
         assert!(o.counts.iter().sum::<usize>() <= 30);
-        assert!(o.baseline + o.attack <= Duration::from_secs(15));
+        assert!(o.baseline + o.attack <= Duration::from_secs(20));
     }
 
     #[test]
@@ -663,6 +681,7 @@ mod tests {
             "--secs 0",
             "--secs 601",
             "--drip-every 0",
+            "--flood-kib 0",
             "--idle 30000",
             "--inactivity-timeout 0",
             "--frobnicate",
