@@ -240,3 +240,27 @@ pub fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     };
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewriting_keeps_the_soak_section() {
+        let path = std::env::temp_dir().join(format!("bench-doc-test-{}.md", std::process::id()));
+        let soak = "<!-- soak:begin -->\n## Soak\n\nfigures\n<!-- soak:end -->";
+        std::fs::write(&path, format!("# Performance\n\nold bench\n\n{soak}\n")).unwrap();
+        write(&path, "# Performance\n\nnew bench\n").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, format!("# Performance\n\nnew bench\n\n{soak}\n"));
+        // Without a soak section the report is written as it is.
+        std::fs::write(&path, "# Performance\n\nold\n").unwrap();
+        write(&path, "# Performance\n\nnew\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# Performance\n\nnew\n"
+        );
+        std::fs::remove_file(&path).unwrap();
+    }
+}
