@@ -1,6 +1,7 @@
 //! `smtp.ini message_memory_budget` over real loopback sockets: concurrent
 //! messages share one budget; a message that does not fit is answered 452 and
-//! dropped, never 250; the bytes come back when a transaction ends.
+//! dropped, never 250; the bytes come back when a transaction ends; while it is
+//! used up, MAIL, RCPT and DATA are answered 452.
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
@@ -213,12 +214,15 @@ async fn a_message_that_runs_out_of_budget_gets_452_and_the_other_is_delivered()
 async fn data_gets_452_while_the_budget_is_exhausted_and_354_once_it_is_free() {
     let budget = MemoryBudget::new(BUDGET);
     let (addr, sink, _handle) = start(&budget).await;
-    // Another message (here: the test itself) holds the whole budget.
+    let mut c = Client::connect(addr).await;
+    assert!(c.cmd("EHLO c.test").await.starts_with("250 "));
+    assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250 "));
+    assert!(c.cmd("RCPT TO:<r@mx.test>").await.starts_with("250 "));
+    // Between RCPT and DATA, another message (here: the test itself) takes the
+    // whole budget.
     let mut other = budget.reservation();
     assert!(other.hold(BUDGET));
-
-    let mut c = Client::connect(addr).await;
-    assert_eq!(c.envelope().await, STORAGE);
+    assert_eq!(c.cmd("DATA").await, STORAGE);
     drop(other);
     // The transaction stayed open: DATA again, now accepted.
     assert!(c.cmd("DATA").await.starts_with("354 "));
@@ -227,6 +231,39 @@ async fn data_gets_452_while_the_budget_is_exhausted_and_354_once_it_is_free() {
     let queued = sink.0.lock().unwrap();
     assert_eq!(queued.len(), 1);
     assert!(whole(&queued[0], 10, "second"));
+}
+
+#[tokio::test]
+async fn mail_and_rcpt_get_452_while_the_budget_is_exhausted() {
+    let budget = MemoryBudget::new(BUDGET);
+    let (addr, sink, _handle) = start(&budget).await;
+    let mut other = budget.reservation();
+    assert!(other.hold(BUDGET));
+
+    let mut c = Client::connect(addr).await;
+    assert!(c.cmd("EHLO c.test").await.starts_with("250 "));
+    assert_eq!(c.cmd("MAIL FROM:<s@remote.test>").await, STORAGE);
+    // A syntax error is still told as such.
+    assert!(c.cmd("MAIL FROM:broken<").await.starts_with("501 "));
+    // No transaction was opened.
+    assert!(c.cmd("RCPT TO:<r@mx.test>").await.starts_with("503 "));
+    drop(other);
+
+    assert!(c.cmd("MAIL FROM:<s@remote.test>").await.starts_with("250 "));
+    assert!(c.cmd("RCPT TO:<r@mx.test>").await.starts_with("250 "));
+    let mut other = budget.reservation();
+    assert!(other.hold(BUDGET));
+    assert_eq!(c.cmd("RCPT TO:<r2@mx.test>").await, STORAGE);
+    drop(other);
+    // The transaction and its first recipient are kept.
+    assert!(c.cmd("RCPT TO:<r3@mx.test>").await.starts_with("250 "));
+    assert!(c.cmd("DATA").await.starts_with("354 "));
+    c.send(&lines(10, "kept")).await;
+    assert!(c.cmd(".").await.starts_with("250 "));
+    until_used(&budget, 0, 0).await;
+    let queued = sink.0.lock().unwrap();
+    assert_eq!(queued.len(), 1);
+    assert!(whole(&queued[0], 10, "kept"));
 }
 
 #[tokio::test]

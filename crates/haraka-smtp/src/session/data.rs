@@ -38,6 +38,18 @@ pub(super) struct DataClock {
 }
 
 impl Session {
+    /// While the memory budget is used up, MAIL, RCPT and DATA are answered 452
+    /// (one atomic load), so a client does not send a whole envelope or message
+    /// for nothing; true once answered.
+    pub(super) fn refused_no_storage(&mut self) -> bool {
+        let full = self.cfg.message_budget.exhausted();
+        if full {
+            let (code, text) = INSUFFICIENT_STORAGE;
+            self.respond1(code, text);
+        }
+        full
+    }
+
     pub(super) fn cmd_data(&mut self, rest: &str) {
         if !rest.is_empty() {
             self.conn.errors += 1;
@@ -56,10 +68,8 @@ impl Session {
             self.respond1(503, "RCPT required first");
             return;
         }
-        if self.cfg.message_budget.exhausted() {
-            // The transaction stays open: the client may try DATA again or RSET.
-            let (code, text) = INSUFFICIENT_STORAGE;
-            self.respond1(code, text);
+        // The transaction stays open: the client may try DATA again or RSET.
+        if self.refused_no_storage() {
             return;
         }
         let mut builder = MessageBuilder::new();

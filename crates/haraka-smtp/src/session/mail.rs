@@ -43,6 +43,11 @@ impl Session {
             self.respond1(550, "Message too big!");
             return;
         }
+        // Checked last, so that a syntax error is still told as such; an open
+        // transaction stays as it was.
+        if self.refused_no_storage() {
+            return;
+        }
         // A second MAIL is accepted: the open transaction is reset first.
         self.reset_then(After::Mail(args));
     }

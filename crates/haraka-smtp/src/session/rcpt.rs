@@ -51,6 +51,10 @@ impl Session {
         let Some(args) = self.envelope_args(parse_rcpt_args(rest, strict), |a| &a.params) else {
             return;
         };
+        // The transaction and its recipients so far stay as they were.
+        if self.refused_no_storage() {
+            return;
+        }
         if let Some(t) = self.conn.transaction.as_mut() {
             t.rcpt_to.push(args.to.clone());
         }
