@@ -6,7 +6,8 @@ use crate::conn::{Hello, HelloVerb};
 use crate::hook::{Hook, HookArgs, Outcome};
 
 impl Session {
-    pub(super) fn cmd_hello(&mut self, verb: HelloVerb, rest: &str) {
+    /// `utf8`: whether the command line was valid UTF-8.
+    pub(super) fn cmd_hello(&mut self, verb: HelloVerb, rest: &str, utf8: bool) {
         let Some(host) = hello_host(rest) else {
             let text = format!(
                 "{} requires domain/address - see RFC-2821 4.1.1.1",
@@ -24,6 +25,12 @@ impl Session {
                 verb.as_str()
             );
             self.respond1(501, &text);
+            return;
+        }
+        // Bytes that are not UTF-8 were read as U+FFFD, which smtp_forward would
+        // pass on as the name. Only the name counts, as for control characters.
+        if !utf8 && host.contains(char::REPLACEMENT_CHARACTER) {
+            self.respond1(501, "Syntax error (invalid UTF-8)");
             return;
         }
         // An open transaction is reset first; the session then goes on normally

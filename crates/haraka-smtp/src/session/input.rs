@@ -68,8 +68,8 @@ impl Session {
                 return;
             }
         }
-        // Lossy for every command; MAIL and RCPT refuse what is not UTF-8 (RFC 6531)
-        // rather than pass U+FFFD on in an address.
+        // Lossy for every command; HELO/EHLO, MAIL and RCPT refuse what is not
+        // UTF-8 (RFC 6531) rather than pass U+FFFD on in a name or an address.
         let (text, utf8) = match std::str::from_utf8(line) {
             Ok(s) => (s.to_owned(), true),
             Err(_) => (String::from_utf8_lossy(line).into_owned(), false),
@@ -88,8 +88,8 @@ impl Session {
 
     fn dispatch(&mut self, cmd: Command, utf8: bool) {
         match cmd {
-            Command::Helo(rest) => self.cmd_hello(HelloVerb::Helo, &rest),
-            Command::Ehlo(rest) => self.cmd_hello(HelloVerb::Ehlo, &rest),
+            Command::Helo(rest) => self.cmd_hello(HelloVerb::Helo, &rest, utf8),
+            Command::Ehlo(rest) => self.cmd_hello(HelloVerb::Ehlo, &rest, utf8),
             Command::Mail(rest) => self.cmd_mail(&rest, utf8),
             Command::Rcpt(rest) => self.cmd_rcpt(&rest, utf8),
             Command::Data(rest) => self.cmd_data(&rest),
