@@ -3,7 +3,7 @@
 //! derived from, and the throttle that keeps the accept loop's log readable.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -83,8 +83,7 @@ impl ConnLimits {
                 ip: None,
             });
         }
-        // An IPv4 client on a dual-stack listener counts as its IPv4 address.
-        let ip = ip.to_canonical();
+        let ip = client_key(ip);
         let mut map = self.by_ip.lock().unwrap_or_else(PoisonError::into_inner);
         let count = map.entry(ip).or_insert(0);
         if *count >= per_ip {
@@ -108,6 +107,17 @@ impl ConnLimits {
     #[cfg(test)]
     fn open(&self) -> usize {
         self.open.load(Ordering::Acquire)
+    }
+}
+
+/// What `max_connections_per_ip` counts a client as: an IPv4 address (also when
+/// it reaches a dual-stack listener as `::ffff:a.b.c.d`) on its own, an IPv6
+/// address as its /64, since one host usually holds a whole /64 and could
+/// otherwise open unlimited connections from fresh addresses.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & (!0u128 << 64))),
+        v4 => v4,
     }
 }
 
@@ -201,6 +211,63 @@ mod tests {
         drop((a2, b));
         assert_eq!(l.open(), 0);
         assert!(l.by_ip.lock().is_ok_and(|m| m.is_empty()));
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let l = ConnLimits::new(ConnCaps {
+            max_connections: 0,
+            max_connections_per_ip: 2,
+        });
+        let a = l.try_acquire(ip("2001:db8:1:2::1"));
+        let b = l.try_acquire(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert!(a.is_ok() && b.is_ok());
+        // Another address of the same /64 is the same client.
+        assert_eq!(
+            l.try_acquire(ip("2001:db8:1:2:abcd::99")).err(),
+            Some(Overload::ClientAddress)
+        );
+        // The neighbouring /64s are other clients.
+        assert!(l.try_acquire(ip("2001:db8:1:3::1")).is_ok());
+        assert!(l.try_acquire(ip("2001:db8:1:1::1")).is_ok());
+        drop(a);
+        assert!(l.try_acquire(ip("2001:db8:1:2::7")).is_ok());
+    }
+
+    #[test]
+    fn ipv4_and_mapped_clients_are_counted_per_address() {
+        let l = ConnLimits::new(ConnCaps {
+            max_connections: 0,
+            max_connections_per_ip: 1,
+        });
+        let held: Vec<_> = ["192.0.2.1", "::ffff:192.0.2.2", "192.0.2.3"]
+            .into_iter()
+            .map(|a| l.try_acquire(ip(a)))
+            .collect();
+        assert!(held.iter().all(Result::is_ok));
+        assert_eq!(
+            l.try_acquire(ip("::ffff:192.0.2.1")).err(),
+            Some(Overload::ClientAddress)
+        );
+        assert_eq!(
+            l.try_acquire(ip("192.0.2.2")).err(),
+            Some(Overload::ClientAddress)
+        );
+    }
+
+    #[test]
+    fn client_keys() {
+        let cases = [
+            ("192.0.2.1", "192.0.2.1"),
+            ("::ffff:192.0.2.1", "192.0.2.1"),
+            ("2001:db8::1", "2001:db8::"),
+            ("2001:db8:0:0:8000::1", "2001:db8::"),
+            ("2001:db8:0:1:ffff:ffff:ffff:ffff", "2001:db8:0:1::"),
+            ("::1", "::"),
+        ];
+        for (addr, key) in cases {
+            assert_eq!(client_key(ip(addr)), ip(key), "{addr}");
+        }
     }
 
     #[test]
