@@ -53,6 +53,9 @@ pub fn check(root: &Path) -> ExitCode {
                 "log level: {}",
                 app.settings.log_level.unwrap_or("info (default)")
             );
+            // What `serve` would run with: the default cap follows the open-file
+            // limit after raising it, as at start.
+            println!("{}", limits_line(&app, &conn_caps(&app, nofile_limit())));
             for w in &app.warnings {
                 println!("warning: {w}");
             }
@@ -124,7 +127,20 @@ pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
         tracing::warn!("daemonize is ignored: run haraka-rs under a service manager instead");
     }
     // Before the default connection cap is derived from it.
-    let nofile = match haraka_server::raise_nofile_limit() {
+    let caps = conn_caps(&app, nofile_limit());
+    tracing::info!("{}", limits_line(&app, &caps));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve_async(app, caps))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Raise the soft open-file limit to the hard limit; the limit then in force
+/// (`None`: unreadable).
+fn nofile_limit() -> Option<u64> {
+    match haraka_server::raise_nofile_limit() {
         Ok(n) => {
             tracing::info!("open-file limit: {n}");
             Some(n)
@@ -133,34 +149,34 @@ pub fn serve(root: &Path) -> anyhow::Result<ExitCode> {
             tracing::warn!("cannot read the open-file limit: {e}");
             None
         }
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(serve_async(app, nofile))?;
-    Ok(ExitCode::SUCCESS)
+    }
 }
 
-async fn serve_async(app: App, nofile: Option<u64>) -> anyhow::Result<()> {
-    let outbound = crate::queue_cli::start_outbound(&app).await?;
-    let implicit_tls = implicit_tls(&app)?;
-    let caps = ConnCaps {
+/// The connection caps in force: as configured, `max_connections` else derived
+/// from the open-file limit `nofile`.
+fn conn_caps(app: &App, nofile: Option<u64>) -> ConnCaps {
+    ConnCaps {
         max_connections: app.settings.max_connections.unwrap_or_else(|| {
             // An unreadable limit: Linux's usual soft limit.
             ConnCaps::default_max_connections(nofile.unwrap_or(1024))
         }),
         max_connections_per_ip: app.settings.max_connections_per_ip,
-    };
-    tracing::info!(
-        "connection caps: max_connections={} max_connections_per_ip={} (0 = unlimited)",
+    }
+}
+
+/// The limits in force, one line, as `serve` logs them and `--check` prints them.
+fn limits_line(app: &App, caps: &ConnCaps) -> String {
+    format!(
+        "limits: max_connections={} max_connections_per_ip={} message_memory_budget={} (0 = unlimited)",
         caps.max_connections,
-        caps.max_connections_per_ip
-    );
-    tracing::info!(
-        "message_memory_budget={} bytes (0 = unlimited)",
+        caps.max_connections_per_ip,
         app.settings.session.message_budget.limit()
-    );
+    )
+}
+
+async fn serve_async(app: App, caps: ConnCaps) -> anyhow::Result<()> {
+    let outbound = crate::queue_cli::start_outbound(&app).await?;
+    let implicit_tls = implicit_tls(&app)?;
     let ctx = Arc::new(ServerContext {
         pipeline: app.pipeline.clone(),
         session: app.settings.session.clone(),

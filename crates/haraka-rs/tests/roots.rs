@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{run, workspace};
+use common::{copy_dir, run, workspace};
 
 #[test]
 fn every_example_root_passes_check() {
@@ -163,4 +163,61 @@ fn list_names_the_builtins() {
             "{name} missing:\n{text}"
         );
     }
+}
+
+/// `--check` on a copy of the quickstart with `smtp_ini` appended, run by `sh`
+/// after `setup`.
+fn check_quickstart(setup: &str, smtp_ini: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&workspace().join("config-examples/quickstart"), dir.path());
+    let ini = dir.path().join("config/smtp.ini");
+    let mut text = std::fs::read_to_string(&ini).unwrap();
+    text.push_str(smtp_ini);
+    std::fs::write(&ini, text).unwrap();
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!("{setup} && exec \"$0\" \"$@\""),
+            common::bin(),
+        ])
+        .args(["-c", dir.path().to_str().unwrap(), "--check"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    text
+}
+
+#[test]
+fn check_prints_the_limits_in_force() {
+    let text = check_quickstart(
+        "true",
+        "max_connections=77\nmax_connections_per_ip=0\nmessage_memory_budget=123456\n",
+    );
+    assert!(
+        text.contains(
+            "\nlimits: max_connections=77 max_connections_per_ip=0 \
+             message_memory_budget=123456 (0 = unlimited)\n"
+        ),
+        "{text}"
+    );
+    // The defaults: the cap derived from the open-file limit, as at start
+    // ((128 - 32) / 2), and a bounded budget.
+    let text = check_quickstart("ulimit -n 128", "");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("limits: "))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("limits: max_connections=48 max_connections_per_ip=50 "),
+        "{text}"
+    );
+    let budget: u64 = line
+        .split("message_memory_budget=")
+        .nth(1)
+        .and_then(|b| b.split(' ').next())
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_default();
+    assert!(budget > 0 && budget <= 256 << 20, "{text}");
 }
