@@ -3,7 +3,8 @@
 //!
 //! Owns: connecting (with an optional local address), the greeting, EHLO with HELO
 //! fallback, STARTTLS (rustls), XCLIENT with re-EHLO, AUTH PLAIN/LOGIN, MAIL/RCPT
-//! (pipelined when advertised), DATA streamed in chunks through
+//! (pipelined when advertised) with the sender's `SMTPUTF8`/`BODY=8BITMIME`
+//! ([`MailParams`]), DATA streamed in chunks through
 //! `haraka_smtp::message::DotStuffer` (dot-stuffing, CRLF line ends), RSET, QUIT,
 //! and a small per-destination connection [`Pool`]. Every step is bounded by a
 //! timeout from [`Timeouts`]; every failure is an [`Error`] that says whether it was
@@ -16,6 +17,7 @@
 mod auth;
 mod client;
 mod error;
+mod mail_params;
 mod pool;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -26,4 +28,5 @@ pub use error::{Error, Stage};
 pub use haraka_smtp::Reply;
 pub use haraka_smtp::client::Capabilities;
 pub use haraka_smtp::xclient::XclientAttrs;
+pub use mail_params::{MailParams, Smtputf8NotOffered};
 pub use pool::{Lease, Pool};

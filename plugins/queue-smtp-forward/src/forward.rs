@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haraka_client::{
-    Capabilities, ConnectOptions, Error, Lease, Pool, Reply, SmtpClient, Stage, StartTls, Timeouts,
-    Xclient, XclientAttrs,
+    Capabilities, ConnectOptions, Error, Lease, MailParams, Pool, Reply, SmtpClient, Stage,
+    StartTls, Timeouts, Xclient, XclientAttrs,
 };
 use haraka_plugin_api::{Address, Connection, HelloVerb, Msg, Outcome, Transaction};
 use rustls_pki_types::ServerName;
@@ -362,40 +362,22 @@ fn path(a: &Address) -> String {
 /// ASCII) is not sent to a backend that does not offer it (RFC 6531 3.4): 554
 /// 5.6.7, as Postfix bounces it.
 fn mail_from(txn: &Transaction, rcpts: &[String], caps: &Capabilities) -> Result<String, Error> {
-    let mut from = match &txn.mail_from {
+    let from = match &txn.mail_from {
         Some(a) => path(a),
         None => "<>".to_owned(),
     };
-    let has = |key: &str| {
-        txn.mail_params
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case(key))
-    };
-    let utf8 = has("SMTPUTF8") || !from.is_ascii() || rcpts.iter().any(|r| !r.is_ascii());
-    if utf8 {
-        if !caps.has("SMTPUTF8") {
-            return Err(Error::Rejected {
-                stage: Stage::Mail,
-                reply: Reply {
-                    code: 554,
-                    lines: vec![
-                        "5.6.7 SMTPUTF8 is required, but the upstream server does not offer it"
-                            .to_owned(),
-                    ],
-                },
-            });
-        }
-        from.push_str(" SMTPUTF8");
-    }
-    let body = txn
-        .mail_params
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("BODY"))
-        .and_then(|(_, v)| v.as_deref());
-    if body.is_some_and(|b| b.eq_ignore_ascii_case("8BITMIME")) && caps.has("8BITMIME") {
-        from.push_str(" BODY=8BITMIME");
-    }
-    Ok(from)
+    MailParams::from_args(&txn.mail_params)
+        .mail_from(from, rcpts, caps)
+        .map_err(|_| Error::Rejected {
+            stage: Stage::Mail,
+            reply: Reply {
+                code: 554,
+                lines: vec![
+                    "5.6.7 SMTPUTF8 is required, but the upstream server does not offer it"
+                        .to_owned(),
+                ],
+            },
+        })
 }
 
 async fn resolve(host: &str, port: u16, limit: Duration) -> Result<Vec<SocketAddr>, Error> {
