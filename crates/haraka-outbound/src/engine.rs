@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use haraka_client::MailParams;
 use haraka_config::{ConfigDir, ConfigErrors, Diag};
 use haraka_plugin_api::{
     Connection, Hook, Msg, OutboundArgs, OutboundHooks, OutboundMail, OutboundQueue, Outcome,
@@ -289,6 +290,7 @@ impl OutboundQueue for Outbound {
             let items = enqueue::items(
                 &tx.uuid,
                 mail.mail_from.as_ref(),
+                MailParams::from_args(&tx.mail_params),
                 &mail.rcpt_to,
                 &mail.notes,
                 Arc::from(message),

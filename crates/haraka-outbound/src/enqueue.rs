@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use haraka_client::MailParams;
 use haraka_queue::{Envelope, NewItem};
 use haraka_smtp::{Address, Notes};
 
@@ -73,10 +74,13 @@ pub fn split(rcpts: &[Address], always_split: bool) -> Vec<(String, Vec<Address>
     out
 }
 
-/// Queue items for `message` from `from` to `rcpts`, ids `<tuuid>.<k>`.
+/// Queue items for `message` from `from` to `rcpts`, ids `<tuuid>.<k>`; each keeps
+/// the sender's MAIL parameters for delivery.
+#[allow(clippy::too_many_arguments, reason = "one plain call per message")]
 pub fn items(
     tuuid: &str,
     from: Option<&Address>,
+    params: MailParams,
     rcpts: &[Address],
     notes: &Notes,
     message: Arc<[u8]>,
@@ -95,6 +99,8 @@ pub fn items(
                 rcpt_to,
                 notes: notes.clone(),
                 force_tls: false,
+                smtputf8: params.smtputf8,
+                body_8bitmime: params.eight_bit,
             },
             message: Arc::clone(&message),
             attempts: 0,
@@ -139,7 +145,16 @@ mod tests {
         assert_eq!(s[0].0, "a.test");
         assert_eq!(s[0].1.len(), 2);
         assert_eq!(split(&r, true).len(), 3);
-        let it = items("U", None, &r, &Notes::new(), Arc::from(&b"m"[..]), false, 5);
+        let it = items(
+            "U",
+            None,
+            MailParams::default(),
+            &r,
+            &Notes::new(),
+            Arc::from(&b"m"[..]),
+            false,
+            5,
+        );
         assert_eq!(it[1].envelope.uuid, "U.2");
         assert_eq!(it[1].envelope.domain, "b.test");
     }

@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use haraka_client::MailParams;
 use haraka_plugin_api::{Action, Hook, MxHost, OutboundArgs, OutboundHooks, OutboundMail};
 use haraka_queue::{Envelope, NewItem, QueueEntry, QueueError, QueueStore, StoredMessage, now_ms};
 use haraka_smtp::{Address, Notes};
@@ -56,6 +57,7 @@ impl Context {
         let items = enqueue::items(
             &tuuid,
             from.as_ref(),
+            MailParams::default(),
             &to,
             &notes,
             Arc::from(message),

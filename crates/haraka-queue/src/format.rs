@@ -49,6 +49,12 @@ pub struct Envelope {
     pub notes: Map<String, Value>,
     /// TLS with a verified certificate is required for this delivery.
     pub force_tls: bool,
+    /// The sender gave `SMTPUTF8` in MAIL FROM (JSON `"smtputf8": true`, written
+    /// only when set).
+    pub smtputf8: bool,
+    /// The sender gave `BODY=8BITMIME` (JSON `"body": "8BITMIME"`, written only when
+    /// set).
+    pub body_8bitmime: bool,
 }
 
 /// Which format a file was written in.
@@ -209,9 +215,13 @@ fn corrupt(msg: &str) -> QueueError {
     QueueError::Corrupt(msg.to_owned())
 }
 
-/// The JSON header of an envelope (Haraka's `TODOItem` field names).
+/// The JSON header of an envelope (Haraka's `TODOItem` field names). The sender's
+/// MAIL parameters are extra top-level fields, present only when given: a plain
+/// message's header is exactly Haraka's todo, and the same JSON in a Haraka-format
+/// file is still a todo Haraka 3.0.0 reads (it keeps fields it does not know and
+/// ignores them; `mail_from` stays its address object).
 pub fn envelope_to_json(e: &Envelope) -> Value {
-    json!({
+    let mut v = json!({
         "queue_time": e.queue_time,
         "domain": e.domain,
         "rcpt_to": e.rcpt_to.iter().map(address_to_json).collect::<Vec<_>>(),
@@ -219,7 +229,16 @@ pub fn envelope_to_json(e: &Envelope) -> Value {
         "notes": Value::Object(e.notes.clone()),
         "uuid": e.uuid,
         "force_tls": e.force_tls,
-    })
+    });
+    if let Some(obj) = v.as_object_mut() {
+        if e.smtputf8 {
+            obj.insert("smtputf8".into(), Value::Bool(true));
+        }
+        if e.body_8bitmime {
+            obj.insert("body".into(), Value::from("8BITMIME"));
+        }
+    }
+    v
 }
 
 fn address_to_json(a: &Address) -> Value {
@@ -279,7 +298,22 @@ pub fn envelope_from_json(v: &Value) -> Result<Envelope, QueueError> {
             .cloned()
             .unwrap_or_default(),
         force_tls: typed(obj.get("force_tls"), "force_tls", Value::as_bool)?.unwrap_or(false),
+        smtputf8: typed(obj.get("smtputf8"), "smtputf8", Value::as_bool)?.unwrap_or(false),
+        body_8bitmime: body_8bitmime(obj.get("body"))?,
     })
+}
+
+/// `"body"`: `8BITMIME` or `7BIT` (any case), absent or null for neither. Any other
+/// value is a body type this server cannot deliver as asked: the file is corrupt.
+fn body_8bitmime(v: Option<&Value>) -> Result<bool, QueueError> {
+    match typed(v, "body", Value::as_str)? {
+        None => Ok(false),
+        Some(b) if b.eq_ignore_ascii_case("8BITMIME") => Ok(true),
+        Some(b) if b.eq_ignore_ascii_case("7BIT") => Ok(false),
+        Some(b) => Err(corrupt(&format!(
+            "header field body has an unknown value {b:?}"
+        ))),
+    }
 }
 
 /// A field read with `get`: absent or null is `None`; any other value that `get`

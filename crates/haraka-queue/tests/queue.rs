@@ -33,6 +33,8 @@ fn envelope(domain: &str, rcpts: &[&str]) -> Envelope {
         rcpt_to: rcpts.iter().map(|r| addr(r)).collect(),
         notes,
         force_tls: false,
+        smtputf8: false,
+        body_8bitmime: false,
     }
 }
 
@@ -369,6 +371,66 @@ fn haraka_file(body: &[u8]) -> Vec<u8> {
 }
 
 #[test]
+fn mail_parameters_survive_and_a_plain_header_stays_haraka_s() {
+    let tmp = tempfile::tempdir().unwrap();
+    let q = open(tmp.path());
+    let mut it = item("a.test");
+    it.envelope.smtputf8 = true;
+    it.envelope.body_8bitmime = true;
+    let plain = item("b.test");
+    let json = haraka_queue::format::envelope_to_json(&plain.envelope);
+    let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+    assert!(
+        !keys.iter().any(|k| *k == "smtputf8" || *k == "body"),
+        "{keys:?}"
+    );
+    let with = haraka_queue::format::envelope_to_json(&it.envelope);
+    assert_eq!(with["smtputf8"], true);
+    assert_eq!(with["body"], "8BITMIME");
+    let entries = q.put(vec![it, plain]).wait_blocking().unwrap();
+    let loaded: Vec<(bool, bool)> = entries
+        .iter()
+        .map(|e| {
+            let env = q.load(&e.file).unwrap().entry.envelope;
+            (env.smtputf8, env.body_8bitmime)
+        })
+        .collect();
+    assert_eq!(loaded, [(true, true), (false, false)]);
+}
+
+#[test]
+fn mail_parameter_fields_in_a_header() {
+    let good = String::from_utf8(haraka_file(b"")[4..].to_vec()).unwrap();
+    let at = "\"force_tls\": false";
+    // (extra fields, Some((smtputf8, 8bitmime)) or None for a corrupt file)
+    let table: &[(&str, Option<(bool, bool)>)] = &[
+        ("", Some((false, false))),
+        (", \"smtputf8\": true", Some((true, false))),
+        (", \"smtputf8\": false", Some((false, false))),
+        (", \"smtputf8\": null, \"body\": null", Some((false, false))),
+        (", \"body\": \"8BITMIME\"", Some((false, true))),
+        (", \"body\": \"8bitmime\"", Some((false, true))),
+        (", \"body\": \"7BIT\"", Some((false, false))),
+        (
+            ", \"smtputf8\": true, \"body\": \"8BITMIME\"",
+            Some((true, true)),
+        ),
+        (", \"smtputf8\": \"yes\"", None),
+        (", \"body\": 8", None),
+        (", \"body\": \"BINARYMIME\"", None),
+        (", \"body\": \"\"", None),
+    ];
+    for (extra, want) in table {
+        let json = good.replace(at, &format!("{at}{extra}"));
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let got = haraka_queue::format::envelope_from_json(&value)
+            .ok()
+            .map(|e| (e.smtputf8, e.body_8bitmime));
+        assert_eq!(got, *want, "{extra}");
+    }
+}
+
+#[test]
 fn reads_a_haraka_queue_file() {
     let tmp = tempfile::tempdir().unwrap();
     let name = "1795708856374_1795708861425_1_28703_ZNqUCn_10_vm";
@@ -551,6 +613,14 @@ fn wrongly_typed_header_fields_are_quarantined() {
         good.replace("\"force_tls\": false", "\"force_tls\": \"yes\""),
         good.replace("\"queue_time\": 1795708856374", "\"queue_time\": \"now\""),
         good.replace("\"notes\": {", "\"notes\": 3, \"x\": {"),
+        good.replace(
+            "\"force_tls\": false",
+            "\"force_tls\": false, \"smtputf8\": 1",
+        ),
+        good.replace(
+            "\"force_tls\": false",
+            "\"force_tls\": false, \"body\": \"BINARYMIME\"",
+        ),
     ];
     let mut names = Vec::new();
     for (i, json) in variants.iter().enumerate() {
