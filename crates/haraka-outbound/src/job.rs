@@ -326,6 +326,10 @@ async fn try_hosts(cx: &Context, job: &Job, hosts: &[MxHost]) -> Attempt {
                     bind,
                     tls: tls.clone(),
                     mail_from: job.envelope().mail_from.as_ref(),
+                    mail_params: MailParams {
+                        smtputf8: job.envelope().smtputf8,
+                        eight_bit: job.envelope().body_8bitmime,
+                    },
                     rcpts: &job.envelope().rcpt_to,
                     message: &job.message,
                     timeout: cx.cfg.connect_timeout,

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use haraka_client::{ConnectOptions, Error, SmtpClient, Stage, StartTls, Timeouts};
+use haraka_client::{ConnectOptions, Error, MailParams, SmtpClient, Stage, StartTls, Timeouts};
 use haraka_smtp::{Address, Reply};
 use hickory_resolver::proto::rr::Name;
 use rustls_pki_types::ServerName;
@@ -36,6 +36,8 @@ pub struct SessionParams<'a> {
     pub bind: Option<IpAddr>,
     pub tls: TlsChoice,
     pub mail_from: Option<&'a Address>,
+    /// What the sender gave in MAIL FROM (`SMTPUTF8`, `BODY=8BITMIME`).
+    pub mail_params: MailParams,
     pub rcpts: &'a [Address],
     pub message: &'a [u8],
     pub timeout: Duration,
@@ -207,12 +209,17 @@ async fn transaction(
     secured: bool,
     reused: bool,
 ) -> Result<(SessionOutcome, bool), Error> {
-    let utf8 = client.capabilities().has("SMTPUTF8");
+    let caps = client.capabilities();
+    let utf8 = caps.has("SMTPUTF8");
     let from = match p.mail_from {
         Some(a) => path(a, utf8),
         None => "<>".to_owned(),
     };
     let rcpts: Vec<String> = p.rcpts.iter().map(|a| path(a, utf8)).collect();
+    let Ok(from) = p.mail_params.mail_from(from, &rcpts, caps) else {
+        // Nothing was sent for this message: the connection is as good as before.
+        return Ok((smtputf8_not_offered(p), true));
+    };
     // DATA goes in the same group as MAIL and RCPT (with PIPELINING): one round
     // trip less per message.
     let (replies, data_pending) = if reused {
@@ -285,6 +292,18 @@ fn reply_failure(reply: &Reply, p: &SessionParams<'_>) -> SessionOutcome {
     } else {
         SessionOutcome::TempFail(format!("Upstream error: {}", parsed.reason()), dsn)
     }
+}
+
+/// The message needs SMTPUTF8 and this MX does not offer it: never sent without it
+/// (RFC 6531 3.4), a permanent failure `5.6.7` as Postfix bounces it.
+fn smtputf8_not_offered(p: &SessionParams<'_>) -> SessionOutcome {
+    let err = format!(
+        "SMTPUTF8 is required, but was not offered by host {}",
+        p.exchange
+    );
+    let mut dsn = RcptDsn::internal(554, 6, 7, &err);
+    dsn.remote_mta = Some(p.exchange.to_owned());
+    SessionOutcome::Bounce(err, dsn)
 }
 
 fn temp_internal(err: &str) -> SessionOutcome {

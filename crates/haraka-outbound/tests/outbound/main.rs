@@ -6,6 +6,7 @@
 mod delivery;
 mod dns;
 mod handoff;
+mod mail_params;
 mod resilience;
 mod reuse;
 mod support;
