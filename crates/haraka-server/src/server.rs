@@ -265,12 +265,20 @@ fn no_ipv6(e: &std::io::Error) -> bool {
         || e.raw_os_error() == Some(nix::libc::EAFNOSUPPORT)
 }
 
+/// The kernel send buffer of every client connection (accepted sockets inherit it
+/// from the listener). SMTP sends a client only replies, so this is plenty, and it
+/// turns off the kernel's growth of the buffer up to megabytes: a client that
+/// pipelines commands and never reads fills it within a few hundred kilobytes of
+/// replies, after which `write_timeout` closes it.
+const CLIENT_SEND_BUFFER: u32 = 64 * 1024;
+
 fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = match addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
+    socket.set_send_buffer_size(CLIENT_SEND_BUFFER)?;
     socket.bind(addr)?;
     socket.listen(1024)
 }

@@ -229,3 +229,42 @@ async fn a_client_that_never_reads_is_closed_by_the_write_timeout() {
     let _next = greeted_within(addr, [127, 0, 0, 1], Duration::from_secs(2)).await;
     handle.shutdown();
 }
+
+#[tokio::test]
+async fn a_slow_non_reader_is_closed_after_a_bounded_backlog() {
+    let caps = ConnCaps {
+        max_connections: 0,
+        max_connections_per_ip: 0,
+    };
+    let (addr, _, handle) = start(caps, Duration::from_millis(300)).await;
+    // Ordinary buffers on the client side, and commands at a pace the server
+    // easily keeps up with: only the server's bound on the replies it queues
+    // unread makes its writes stall. Without one the kernel grows that queue to
+    // megabytes, which this pace takes over ten seconds to fill.
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let chunk = b"NOOP\r\n".repeat(512);
+    let started = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(8), async {
+        loop {
+            if let Err(e) = c.write_all(&chunk).await {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let err = ended.expect("the server never closed the slow non-reader");
+    assert!(
+        matches!(
+            err.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    handle.shutdown();
+}
