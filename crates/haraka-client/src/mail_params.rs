@@ -43,8 +43,8 @@ impl MailParams {
 
     /// MAIL FROM's argument: the path `from`, then ` SMTPUTF8` when the envelope
     /// needs it, then ` BODY=8BITMIME` when the sender gave it and the server offers
-    /// it (without 8BITMIME at the server the message goes as before, as Haraka
-    /// sends every message). Nothing is added for a plain message, so `from` comes
+    /// it (without 8BITMIME at the server the message goes without
+    /// `BODY=`, as Haraka sends every message). Nothing is added for a plain message, so `from` comes
     /// back as it was, without allocating.
     pub fn mail_from(
         self,

@@ -63,7 +63,7 @@ async fn passed_on_when_the_mx_offers_them() {
         mail_from_seen(BOTH, c).await,
         ["MAIL FROM:<u@sender.test> SMTPUTF8 BODY=8BITMIME"]
     );
-    // Without 8BITMIME at the MX the message goes as before, without BODY=.
+    // Without 8BITMIME at the MX the message goes without BODY=.
     let c = utf8_params(conn(Some("u@sender.test"), &["x@dest.test"], "s"));
     assert_eq!(
         mail_from_seen(&["SMTPUTF8"], c).await,
