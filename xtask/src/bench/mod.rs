@@ -116,19 +116,9 @@ impl Default for Options {
 /// Parse the arguments after `bench`.
 pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     let mut o = Options::default();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value\n\n{USAGE}"))
-        };
-        fn num<T: std::str::FromStr>(name: &str, v: &str) -> anyhow::Result<T> {
-            v.parse()
-                .ok()
-                .with_context(|| format!("{name}: not a number: {v:?}"))
-        }
-        match arg.as_str() {
+    let mut a = util::Args::new(args, USAGE);
+    while let Some(arg) = a.next_flag() {
+        match arg {
             "--smoke" => {
                 o.smoke = true;
                 o.workload.messages = 20;
@@ -138,31 +128,31 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
                 o.idle_conns = 20;
                 o.out = None;
             }
-            "-m" | "--messages" => o.workload.messages = num(arg, &value(arg)?)?,
-            "-l" | "--size" => o.workload.size = num(arg, &value(arg)?)?,
-            "-s" | "--concurrency" => o.workload.concurrency = num(arg, &value(arg)?)?,
-            "--per-conn" => o.workload.per_conn = num(arg, &value(arg)?)?,
-            "--runs" => o.runs = num(arg, &value(arg)?)?,
-            "--warmup" => o.warmup = num(arg, &value(arg)?)?,
-            "--idle" => o.idle_conns = num(arg, &value(arg)?)?,
+            "-m" | "--messages" => o.workload.messages = a.num(arg)?,
+            "-l" | "--size" => o.workload.size = a.num(arg)?,
+            "-s" | "--concurrency" => o.workload.concurrency = a.num(arg)?,
+            "--per-conn" => o.workload.per_conn = a.num(arg)?,
+            "--runs" => o.runs = a.num(arg)?,
+            "--warmup" => o.warmup = a.num(arg)?,
+            "--idle" => o.idle_conns = a.num(arg)?,
             "--targets" => {
-                o.targets = value(arg)?
+                o.targets = a
+                    .value(arg)?
                     .split(',')
                     .filter(|s| !s.is_empty())
                     .map(|s| Kind::from_name(s).with_context(|| format!("unknown target {s:?}")))
                     .collect::<anyhow::Result<_>>()?;
             }
             "--haraka-nodes" => {
-                let v = value(arg)?;
+                let v = a.value(arg)?;
                 o.haraka_nodes = if v == "unset" { String::new() } else { v };
             }
             "--haraka-nodelay" => o.haraka_nodelay = true,
-            "--out" => o.out = Some(PathBuf::from(value(arg)?)),
+            "--out" => o.out = Some(PathBuf::from(a.value(arg)?)),
             "--no-write" => o.out = None,
             "--no-netns" => o.netns = false,
             "--keep" => o.keep = true,
-            "-h" | "--help" => bail!("{USAGE}"),
-            other => bail!("unknown option {other:?}\n\n{USAGE}"),
+            other => return Err(a.refuse(other)),
         }
     }
     if o.workload.messages == 0 || o.workload.concurrency == 0 || o.runs == 0 {

@@ -175,20 +175,10 @@ impl Default for Options {
 /// Parse the arguments after `soak`.
 pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     let mut o = Options::default();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value\n\n{USAGE}"))
-        };
-        fn num<T: std::str::FromStr>(name: &str, v: &str) -> anyhow::Result<T> {
-            v.parse()
-                .ok()
-                .with_context(|| format!("{name}: not a number: {v:?}"))
-        }
+    let mut a = util::Args::new(args, USAGE);
+    while let Some(arg) = a.next_flag() {
         let l = &mut o.limits;
-        match arg.as_str() {
+        match arg {
             "--smoke" => {
                 o.smoke = true;
                 o.counts = [10, 10, 5, 2];
@@ -211,33 +201,32 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
                 o.fd_clients = 60;
                 o.out = None;
             }
-            "--drip-cmd" => o.counts[0] = num(arg, &value(arg)?)?,
-            "--drip-data" => o.counts[1] = num(arg, &value(arg)?)?,
-            "--idle" => o.counts[2] = num(arg, &value(arg)?)?,
-            "--non-readers" => o.counts[3] = num(arg, &value(arg)?)?,
-            "--drip-every" => o.drip_every = Duration::from_millis(num(arg, &value(arg)?)?),
-            "--flood-kib" => o.flood_kib_per_s = num(arg, &value(arg)?)?,
-            "--sources" => o.sources = num(arg, &value(arg)?)?,
-            "--rate" => o.rate = num(arg, &value(arg)?)?,
-            "--baseline-secs" => o.baseline = Duration::from_secs(num(arg, &value(arg)?)?),
-            "--secs" => o.attack = Duration::from_secs(num(arg, &value(arg)?)?),
-            "--inactivity-timeout" => l.inactivity_timeout = num(arg, &value(arg)?)?,
-            "--command-timeout" => l.command_timeout = num(arg, &value(arg)?)?,
-            "--data-timeout" => l.data_timeout = num(arg, &value(arg)?)?,
-            "--data-min-rate" => l.data_min_rate = num(arg, &value(arg)?)?,
-            "--data-rate-period" => l.data_rate_period = num(arg, &value(arg)?)?,
-            "--write-timeout" => l.write_timeout = num(arg, &value(arg)?)?,
-            "--max-connections" => l.max_connections = Some(num(arg, &value(arg)?)?),
-            "--max-connections-per-ip" => l.max_connections_per_ip = num(arg, &value(arg)?)?,
-            "--fd-limit" => o.fd_limit = num(arg, &value(arg)?)?,
-            "--fd-clients" => o.fd_clients = num(arg, &value(arg)?)?,
-            "--rss-limit-mib" => o.rss_limit_mib = num(arg, &value(arg)?)?,
-            "--out" => o.out = Some(PathBuf::from(value(arg)?)),
+            "--drip-cmd" => o.counts[0] = a.num(arg)?,
+            "--drip-data" => o.counts[1] = a.num(arg)?,
+            "--idle" => o.counts[2] = a.num(arg)?,
+            "--non-readers" => o.counts[3] = a.num(arg)?,
+            "--drip-every" => o.drip_every = Duration::from_millis(a.num(arg)?),
+            "--flood-kib" => o.flood_kib_per_s = a.num(arg)?,
+            "--sources" => o.sources = a.num(arg)?,
+            "--rate" => o.rate = a.num(arg)?,
+            "--baseline-secs" => o.baseline = Duration::from_secs(a.num(arg)?),
+            "--secs" => o.attack = Duration::from_secs(a.num(arg)?),
+            "--inactivity-timeout" => l.inactivity_timeout = a.num(arg)?,
+            "--command-timeout" => l.command_timeout = a.num(arg)?,
+            "--data-timeout" => l.data_timeout = a.num(arg)?,
+            "--data-min-rate" => l.data_min_rate = a.num(arg)?,
+            "--data-rate-period" => l.data_rate_period = a.num(arg)?,
+            "--write-timeout" => l.write_timeout = a.num(arg)?,
+            "--max-connections" => l.max_connections = Some(a.num(arg)?),
+            "--max-connections-per-ip" => l.max_connections_per_ip = a.num(arg)?,
+            "--fd-limit" => o.fd_limit = a.num(arg)?,
+            "--fd-clients" => o.fd_clients = a.num(arg)?,
+            "--rss-limit-mib" => o.rss_limit_mib = a.num(arg)?,
+            "--out" => o.out = Some(PathBuf::from(a.value(arg)?)),
             "--no-write" => o.out = None,
             "--no-netns" => o.netns = false,
             "--keep" => o.keep = true,
-            "-h" | "--help" => bail!("{USAGE}"),
-            other => bail!("unknown option {other:?}\n\n{USAGE}"),
+            other => return Err(a.refuse(other)),
         }
     }
     if o.sources == 0 || o.sources > MAX_SOURCES {
