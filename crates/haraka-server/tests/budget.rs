@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,9 +14,7 @@ use std::time::{Duration, Instant};
 use haraka_plugin_api::{
     BoxFuture, Connection, Hook, HookArgs, Outcome, Plugin, Registration, ready,
 };
-use haraka_server::{
-    ConnCaps, LoadedPlugin, Pipeline, Rdns, Server, ServerContext, ShutdownHandle, shutdown_channel,
-};
+use haraka_server::{Rdns, ServerContext, ShutdownHandle};
 use haraka_smtp::MemoryBudget;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -53,31 +53,17 @@ const STORAGE: &str = "452 4.3.1 Insufficient system storage";
 
 async fn start(budget: &MemoryBudget) -> (SocketAddr, Arc<Sink>, ShutdownHandle) {
     let sink = Arc::new(Sink::default());
-    let ctx = Arc::new(ServerContext {
-        pipeline: Pipeline::new(vec![LoadedPlugin {
-            plugin: sink.clone(),
-            timeout: Some(Duration::from_secs(5)),
-        }]),
-        session: haraka_smtp::SessionConfig {
-            me: "mx.test".to_owned(),
-            add_received: false,
-            message_budget: budget.clone(),
-            ..Default::default()
-        },
-        tls_handshake_timeout: Duration::from_secs(5),
-        write_timeout: Duration::from_secs(5),
-        caps: ConnCaps::default(),
-        outbound: None,
+    let session = haraka_smtp::SessionConfig {
+        me: "mx.test".to_owned(),
+        add_received: false,
+        message_budget: budget.clone(),
+        ..Default::default()
+    };
+    let ctx = ServerContext {
         rdns: Rdns::fixed(Ok("client.test".to_owned())),
-        implicit_tls: None,
-        env: Arc::new(haraka_server::SystemEnv),
-    });
-    let server = Server::bind(&["127.0.0.1:0".parse().unwrap()], ctx)
-        .await
-        .unwrap();
-    let addr = server.local_addrs()[0];
-    let (handle, rx) = shutdown_channel();
-    tokio::spawn(server.run(rx, Duration::from_secs(1)));
+        ..common::context(sink.clone(), session)
+    };
+    let (addr, handle) = common::serve(ctx, common::loopback()).await;
     (addr, sink, handle)
 }
 

@@ -3,15 +3,14 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use haraka_plugin_api::{BoxFuture, Connection, Hook, HookArgs, Outcome, Plugin, Registration};
-use haraka_server::{
-    LoadedPlugin, Pipeline, Rdns, Server, ServerContext, ShutdownHandle, SystemEnv,
-    shutdown_channel,
-};
+use haraka_server::ShutdownHandle;
 use haraka_smtp::SessionConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -55,29 +54,15 @@ impl Plugin for Pause {
 }
 
 async fn start(release: Arc<tokio::sync::Semaphore>) -> (SocketAddr, ShutdownHandle) {
-    let ctx = Arc::new(ServerContext {
-        pipeline: Pipeline::new(vec![LoadedPlugin {
-            plugin: Arc::new(Pause { release }),
-            timeout: Some(Duration::from_secs(5)),
-        }]),
-        session: SessionConfig {
-            me: "mx.test.local".to_owned(),
-            ..SessionConfig::default()
-        },
-        tls_handshake_timeout: Duration::from_secs(5),
-        write_timeout: Duration::from_secs(5),
-        caps: haraka_server::ConnCaps::default(),
-        outbound: None,
-        rdns: Rdns::fixed(Err("NXDOMAIN")),
-        implicit_tls: None,
-        env: Arc::new(SystemEnv),
-    });
-    let server = Server::bind(&[SocketAddr::from(([127, 0, 0, 1], 0))], ctx)
-        .await
-        .unwrap();
-    let addr = server.local_addrs()[0];
-    let (handle, rx) = shutdown_channel();
-    tokio::spawn(server.run(rx, Duration::from_secs(1)));
+    let session = SessionConfig {
+        me: "mx.test.local".to_owned(),
+        ..SessionConfig::default()
+    };
+    let (addr, handle) = common::serve(
+        common::context(Arc::new(Pause { release }), session),
+        common::loopback(),
+    )
+    .await;
     (addr, handle)
 }
 

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,9 +12,7 @@ use std::time::{Duration, Instant};
 use haraka_plugin_api::{
     BoxFuture, Connection, Hook, HookArgs, Outcome, Plugin, Registration, ready,
 };
-use haraka_server::{
-    ConnCaps, LoadedPlugin, Pipeline, Rdns, Server, ServerContext, ShutdownHandle, shutdown_channel,
-};
+use haraka_server::{ConnCaps, Rdns, ServerContext, ShutdownHandle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -48,29 +48,17 @@ async fn start(
     write_timeout: Duration,
 ) -> (SocketAddr, Arc<Counter>, ShutdownHandle) {
     let counter = Arc::new(Counter::default());
-    let ctx = Arc::new(ServerContext {
-        pipeline: Pipeline::new(vec![LoadedPlugin {
-            plugin: counter.clone(),
-            timeout: Some(Duration::from_secs(5)),
-        }]),
-        session: haraka_smtp::SessionConfig {
-            me: "mx.test".to_owned(),
-            ..Default::default()
-        },
-        tls_handshake_timeout: Duration::from_secs(5),
+    let session = haraka_smtp::SessionConfig {
+        me: "mx.test".to_owned(),
+        ..Default::default()
+    };
+    let ctx = ServerContext {
         write_timeout,
         caps,
-        outbound: None,
         rdns: Rdns::fixed(Ok("client.test".to_owned())),
-        implicit_tls: None,
-        env: Arc::new(haraka_server::SystemEnv),
-    });
-    let server = Server::bind(&["127.0.0.1:0".parse().unwrap()], ctx)
-        .await
-        .unwrap();
-    let addr = server.local_addrs()[0];
-    let (handle, rx) = shutdown_channel();
-    tokio::spawn(server.run(rx, Duration::from_secs(1)));
+        ..common::context(counter.clone(), session)
+    };
+    let (addr, handle) = common::serve(ctx, common::loopback()).await;
     (addr, counter, handle)
 }
 

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,10 +15,7 @@ use haraka_plugin_api::{
     BoxFuture, ConnAction, Connection, Hook, HookArgs, Msg, Outcome, Plugin, Registration,
     TlsUpgrade, ready,
 };
-use haraka_server::{
-    ImplicitTls, LoadedPlugin, Pipeline, Rdns, Server, ServerContext, ShutdownHandle, SystemEnv,
-    shutdown_channel,
-};
+use haraka_server::{ImplicitTls, ServerContext, ShutdownHandle};
 use haraka_smtp::SessionConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -99,28 +98,16 @@ async fn start(session: SessionConfig, implicit_tls: bool) -> Running {
         0
     };
     let queued = Arc::new(AtomicUsize::new(0));
-    let ctx = Arc::new(ServerContext {
-        pipeline: Pipeline::new(vec![LoadedPlugin {
-            plugin: Arc::new(Accept {
-                tls: tls.clone(),
-                queued: queued.clone(),
-            }),
-            timeout: Some(Duration::from_secs(5)),
-        }]),
-        session,
-        tls_handshake_timeout: Duration::from_millis(300),
-        write_timeout: Duration::from_secs(5),
-        caps: haraka_server::ConnCaps::default(),
-        outbound: None,
-        rdns: Rdns::fixed(Err("NXDOMAIN")),
-        implicit_tls: implicit_tls.then(|| ImplicitTls { port, config: tls }),
-        env: Arc::new(SystemEnv),
+    let plugin = Arc::new(Accept {
+        tls: tls.clone(),
+        queued: queued.clone(),
     });
-    let bind = SocketAddr::from(([127, 0, 0, 1], port));
-    let server = Server::bind(&[bind], ctx).await.unwrap();
-    let addr = server.local_addrs()[0];
-    let (handle, rx) = shutdown_channel();
-    tokio::spawn(server.run(rx, Duration::from_secs(1)));
+    let ctx = ServerContext {
+        tls_handshake_timeout: Duration::from_millis(300),
+        implicit_tls: implicit_tls.then(|| ImplicitTls { port, config: tls }),
+        ..common::context(plugin, session)
+    };
+    let (addr, handle) = common::serve(ctx, SocketAddr::from(([127, 0, 0, 1], port))).await;
     Running {
         addr,
         queued,

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test")]
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -15,9 +17,7 @@ use std::time::Duration;
 use haraka_plugin_api::{
     BoxFuture, Connection, Hook, HookArgs, Outcome, Plugin, Registration, ready,
 };
-use haraka_server::{
-    EnvSource, LoadedPlugin, Pipeline, Rdns, Server, ServerContext, shutdown_channel,
-};
+use haraka_server::{EnvSource, Rdns, ServerContext};
 use haraka_smtp::transcript::{self, Answer, ClientAction, Step, Transcript};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -132,28 +132,16 @@ async fn start(
         "DNSERROR" => Rdns::fixed(Err("DNSERROR")),
         name => Rdns::fixed(Ok(name.to_owned())),
     };
-    let ctx = Arc::new(ServerContext {
-        pipeline: Pipeline::new(vec![LoadedPlugin {
-            plugin: script,
-            timeout: Some(Duration::from_secs(5)),
-        }]),
-        session: haraka_smtp::SessionConfig {
-            inactivity_timeout: inactivity,
-            ..o.config.clone()
-        },
-        tls_handshake_timeout: Duration::from_secs(5),
-        write_timeout: Duration::from_secs(5),
-        caps: haraka_server::ConnCaps::default(),
-        outbound: None,
+    let session = haraka_smtp::SessionConfig {
+        inactivity_timeout: inactivity,
+        ..o.config.clone()
+    };
+    let ctx = ServerContext {
         rdns,
-        implicit_tls: None,
         env: Arc::new(FixedEnv),
-    });
-    let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let server = Server::bind(&[bind], ctx).await.unwrap();
-    let addr = server.local_addrs()[0];
-    let (handle, rx) = shutdown_channel();
-    tokio::spawn(server.run(rx, Duration::from_secs(1)));
+        ..common::context(script, session)
+    };
+    let (addr, handle) = common::serve(ctx, common::loopback()).await;
     (addr, handle)
 }
 
